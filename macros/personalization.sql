@@ -1,0 +1,21 @@
+{% macro greeting(language, first_name, last_name) -%}
+    {#- A salutation in the profile's language; falls back to English. Japanese uses family name + 様. -#}
+    case {{ language }}
+        when 'fr' then coalesce('Bonjour ' || {{ first_name }}, 'Bonjour')
+        when 'de' then coalesce('Hallo ' || {{ first_name }}, 'Hallo')
+        when 'es' then coalesce('Hola ' || {{ first_name }}, 'Hola')
+        when 'pt' then coalesce('Olá ' || {{ first_name }}, 'Olá')
+        when 'ja' then coalesce({{ last_name }} || ' 様', 'お客様')
+        else coalesce('Dear ' || {{ first_name }}, 'Dear customer')
+    end
+{%- endmacro %}
+
+{% macro tier_rank(tier) -%}
+    {#- Loyalty tiers in ascending order, so "eligible from tier X upward" is a comparison. -#}
+    case {{ tier }}
+        when 'bronze' then 1
+        when 'silver' then 2
+        when 'gold' then 3
+        when 'platinum' then 4
+    end
+{%- endmacro %}

@@ -1,0 +1,22 @@
+with
+
+source as (
+
+    select * from {{ source('crm', 'orders') }}
+
+),
+
+renamed as (
+
+    select
+        order_id,
+        profile_id,
+        ordered_at,
+        amount,
+        currency
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,1 @@
+"""Deterministic sample CRM data for the demo, the tests and the benchmarks."""
