@@ -1,0 +1,122 @@
+"""dbt, in-process: parse the project, build a campaign with its upstream, and find the target's warehouse.
+
+In-process invocation costs ~0.2 s per call after the first, against ~4 s for the `dbt` CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from directmail.errors import BuildError, ConfigError, Finding
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What the runner needs to know of the dbt target to open the same warehouse."""
+
+    adapter_type: str
+    name: str
+    credentials: Any
+
+    @property
+    def duckdb_path(self) -> str:
+        return str(self.credentials.path)
+
+
+class DbtProject:
+    def __init__(self, project_dir: Path, target: str | None = None):
+        self.project_dir = project_dir.resolve()
+        self.target = target
+        self._target_info: TargetInfo | None = None
+
+    def _common_args(self) -> list[str]:
+        args = ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
+        return [*args, "--target", self.target] if self.target else args
+
+    @property
+    def profiles_dir(self) -> Path:
+        configured = os.environ.get("DBT_PROFILES_DIR")
+        return Path(configured) if configured else self.project_dir
+
+    def _invoke(self, command: list[str]) -> Any:
+        from dbt.cli.main import dbtRunner
+
+        try:
+            with contextlib.chdir(self.project_dir):
+                flags = ["--log-level", "none", "--no-use-colors", "--log-path", str(self.project_dir / "logs")]
+                return dbtRunner().invoke([*flags, *command, *self._common_args()])
+        finally:
+            release_connections()
+
+    def parse(self) -> Any:
+        """The dbt manifest (nodes with their resolved config, including meta)."""
+        result = self._invoke(["parse"])
+        if not result.success:
+            raise ConfigError([Finding("dbt_project.yml", "", f"dbt could not parse the project: {result.exception}")])
+        return result.result
+
+    def build(self, select: list[str], run_vars: dict[str, str]) -> dict[str, str]:
+        """Build (run + test) the selection; return each model's compiled SQL by unique id."""
+        result = self._invoke(["build", "--select", *select, "--vars", json.dumps(run_vars)])
+        if result.exception is not None:
+            raise BuildError(f"dbt build failed: {result.exception}")
+        failures, compiled = [], {}
+        for node_result in result.result.results:
+            node = node_result.node
+            if str(node_result.status) in ("error", "fail"):
+                failures.append(f"{node.unique_id}: {node_result.message}")
+            if getattr(node, "compiled_code", None):
+                compiled[node.unique_id] = node.compiled_code
+        if failures or not result.success:
+            raise BuildError("dbt build failed:\n  " + "\n  ".join(failures or ["see logs/dbt.log"]))
+        return compiled
+
+    def compile_many(self, names: list[str], run_vars: dict[str, str] | None = None) -> dict[str, str]:
+        """Compiled SQL of the named models, by unique id (nothing is built)."""
+        result = self._invoke(["compile", "--select", *names, "--vars", json.dumps(run_vars or {})])
+        if not result.success:
+            raise BuildError(f"dbt compile failed: {result.exception}")
+        return {r.node.unique_id: r.node.compiled_code for r in result.result.results}
+
+    def target_info(self) -> TargetInfo:
+        """Read the profile exactly as dbt renders it (env_var() included); read once per project."""
+        if self._target_info is None:
+            self._target_info = self._read_target()
+        return self._target_info
+
+    def _read_target(self) -> TargetInfo:
+        from dbt.adapters.factory import load_plugin
+        from dbt.cli.flags import Flags
+        from dbt.cli.main import cli
+        from dbt.config.profile import Profile, read_profile
+        from dbt.config.project import load_raw_project
+        from dbt.config.renderer import ProfileRenderer
+        from dbt.flags import set_flags
+        from dbt_common.context import set_invocation_context
+
+        set_invocation_context(os.environ)
+        set_flags(Flags(cli.make_context(cli.name, ["debug"])))
+        profile_name = load_raw_project(str(self.project_dir)).get("profile")
+        raw_profiles = read_profile(str(self.profiles_dir))
+        with contextlib.chdir(self.project_dir):
+            profile = Profile.from_raw_profiles(
+                raw_profiles, profile_name, renderer=ProfileRenderer({}), target_override=self.target
+            )
+        load_plugin(profile.credentials.type)
+        return TargetInfo(profile.credentials.type, profile.target_name, profile.credentials)
+
+
+def release_connections() -> None:
+    """dbt-duckdb keeps the database open after invoke(); close it so the runner can open the file."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # another adapter
+        return
+    DuckDBConnectionManager.close_all_connections()
+    gc.collect()

@@ -1,0 +1,183 @@
+"""Contract 1: a campaign is a dbt model whose `meta.direct_mail` says how its rows become mail-house files."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
+
+from directmail.config import CONFIG_FILE, DirectMailConfig, StrictModel, Status
+from directmail.errors import Finding
+from directmail.yamlfile import findings_from_validation_error
+
+MAX_COLUMNS = 50
+_SORT_KEY = re.compile(r"^(?P<column>.+?)(?:\s+(?P<direction>asc|desc))?$", re.IGNORECASE)
+_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
+
+SingleLine = Annotated[str, StringConstraints(pattern=r"^[^\r\n]*$")]
+
+
+class Schedule(StrictModel):
+    cron: str | None = None
+    timezone: str = "UTC"
+    at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        if (self.cron is None) == (self.at is None):
+            raise ValueError("give either cron (with timezone) or at, not both")
+        if self.cron is not None:
+            fields = self.cron.split()
+            if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
+                raise ValueError(f"cron '{self.cron}' is not a 5-field cron expression")
+        if self.at is not None and self.at.tzinfo is None:
+            raise ValueError("at needs a UTC offset, e.g. 2026-12-01T06:00:00+01:00")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone '{self.timezone}'") from None
+        return self
+
+
+class AddressColumns(StrictModel):
+    lines: list[str] = Field(min_length=1, max_length=6)
+    postal_code: str
+    city: str
+    region: str | None = None
+    country: str
+
+    def required(self) -> list[str]:
+        """Columns that must be non-empty on every row."""
+        return [self.lines[0], self.postal_code, self.city, self.country]
+
+    def all_columns(self) -> list[str]:
+        return [*self.lines, self.postal_code, self.city, *([self.region] if self.region else []), self.country]
+
+
+@dataclass(frozen=True)
+class SortKey:
+    column: str
+    descending: bool = False
+
+
+class CampaignSpec(StrictModel):
+    configuration: str
+    status: Status = "active"
+    file_name: str
+    append_timestamp: bool = False
+    header_note: SingleLine | None = None
+    footer_note: SingleLine | None = None
+    sort_by: list[str] = Field(default_factory=list)
+    identity: str = "profile_id"
+    export_identity: bool = False
+    holdout_percent: float = Field(default=0, ge=0, le=50)
+    schedule: Schedule | None = None
+    address_columns: AddressColumns | None = None
+    max_lengths: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+
+    @field_validator("file_name")
+    @classmethod
+    def _relative_file_name(cls, value: str) -> str:
+        if not value or value.strip() != value:
+            raise ValueError("file_name must be a non-empty relative path without surrounding spaces")
+        if "\\" in value or any(ord(c) < 32 for c in value):
+            raise ValueError("file_name must use / between folders and hold no control characters")
+        path = PurePosixPath(value)
+        if path.is_absolute() or re.match(r"^[A-Za-z]:", value):
+            raise ValueError("file_name must be relative, not absolute")
+        if ".." in path.parts or "." in value.split("/") or "" in value.split("/"):
+            raise ValueError("file_name must not contain '..', '.' or empty folders")
+        if not path.stem or path.name.startswith("."):
+            raise ValueError("file_name must end with a file name (hidden names are reserved)")
+        return value
+
+    @property
+    def sort_keys(self) -> list[SortKey]:
+        keys = []
+        for item in self.sort_by:
+            match = _SORT_KEY.match(item.strip())
+            direction = (match.group("direction") or "asc").lower()
+            keys.append(SortKey(match.group("column"), direction == "desc"))
+        return keys
+
+
+@dataclass
+class Campaign:
+    """A campaign model as dbt knows it, with its validated direct_mail settings."""
+
+    name: str
+    spec: CampaignSpec
+    unique_id: str
+    relation: str
+    yaml_file: str
+    depends_on: list[str] = field(default_factory=list)
+
+    def key(self, name: str) -> str:
+        return f"models.{self.name}.config.meta.direct_mail.{name}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.spec.status == "active"
+
+
+def parse_campaign_spec(name: str, meta: object, yaml_file: str) -> tuple[CampaignSpec | None, list[Finding]]:
+    prefix = f"models.{name}.config.meta.direct_mail"
+    if not isinstance(meta, dict):
+        return None, [Finding(yaml_file, prefix, "must be a mapping")]
+    try:
+        return CampaignSpec.model_validate(meta), []
+    except ValidationError as exc:
+        return None, findings_from_validation_error(exc, yaml_file, prefix)
+
+
+def check_against_config(campaign: Campaign, config: DirectMailConfig) -> list[Finding]:
+    """A campaign names a configuration that exists, whose routing exists and is active."""
+    configuration = config.configurations.get(campaign.spec.configuration)
+    if configuration is None:
+        reason = f"configuration '{campaign.spec.configuration}' is not defined in {CONFIG_FILE}"
+        return [Finding(campaign.yaml_file, campaign.key("configuration"), reason)]
+    return []
+
+
+def check_columns(campaign: Campaign, columns: list[str]) -> list[Finding]:
+    """Checks that need the model's columns: labels, counts, and every column the settings name."""
+    spec, findings = campaign.spec, []
+
+    def error(key: str, reason: str) -> None:
+        findings.append(Finding(campaign.yaml_file, campaign.key(key) if key else f"models.{campaign.name}", reason))
+
+    seen: dict[str, str] = {}
+    for label in columns:
+        folded = label.casefold()
+        if folded in seen:
+            error("", f"duplicate column label '{label}' (labels must be unique, ignoring case)")
+        seen[folded] = label
+        if not label.strip():
+            error("", "a column label is empty")
+    present = set(columns)
+    if spec.identity not in present:
+        error("identity", f"identity column '{spec.identity}' is not a column of the model")
+    written = written_columns(campaign, columns)
+    if not 1 <= len(written) <= MAX_COLUMNS:
+        error("", f"{len(written)} columns would be written; a file has 1 to {MAX_COLUMNS}")
+    for key in spec.sort_keys:
+        if key.column not in present:
+            error("sort_by", f"sort column '{key.column}' is not a column of the model")
+    if spec.address_columns:
+        for column in spec.address_columns.all_columns():
+            if column not in written:
+                error("address_columns", f"address column '{column}' is not a written column")
+    for column in spec.max_lengths:
+        if column not in written:
+            error("max_lengths", f"column '{column}' is not a written column")
+    return findings
+
+
+def written_columns(campaign: Campaign, columns: list[str]) -> list[str]:
+    spec = campaign.spec
+    return [c for c in columns if c != spec.identity or spec.export_identity]

@@ -1,0 +1,172 @@
+"""Contract 2: `direct_mail.yml`, the routings (where files go) and configurations (what files look like)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+
+from directmail.errors import ConfigError, Finding
+from directmail.secrets import Secret
+from directmail.yamlfile import findings_from_validation_error, load_yaml_mapping
+
+CONFIG_FILE = "direct_mail.yml"
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]*$"
+MAX_SPLIT_THRESHOLD = 200_000
+DELIMITED_SEPARATORS = ("\t", ";", "|", "&")
+
+Status = Literal["active", "draft"]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors, so a typo never silently falls back to a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class RoutingBase(StrictModel):
+    status: Status = "active"
+    encryption_key: str | None = Field(
+        default=None, description="Path to an armored OpenPGP public key; delivered files get .gpg"
+    )
+
+
+class LocalRouting(RoutingBase):
+    type: Literal["local"]
+    directory: str
+
+
+class SftpRouting(RoutingBase):
+    type: Literal["sftp"]
+    host: Annotated[str, StringConstraints(min_length=1)]
+    port: int = Field(default=22, ge=1, le=65535)
+    username: Annotated[str, StringConstraints(min_length=1)]
+    password: Secret | None = None
+    private_key: Secret | None = None
+    private_key_passphrase: Secret | None = None
+    known_hosts: str
+    directory: str = "."
+
+    @model_validator(mode="after")
+    def _needs_a_credential(self) -> SftpRouting:
+        if self.password is None and self.private_key is None:
+            raise ValueError("give password or private_key (as ${ENV_VAR})")
+        return self
+
+
+class S3Routing(RoutingBase):
+    type: Literal["s3"]
+    bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    region: Annotated[str, StringConstraints(min_length=1)]
+    prefix: str = ""
+    access_key_id: Secret | None = None
+    secret_access_key: Secret | None = None
+    session_token: Secret | None = None
+    endpoint_url: str | None = None
+
+
+class AzureRouting(RoutingBase):
+    type: Literal["azure"]
+    connection_string: Secret
+    container: str
+    prefix: str = ""
+
+    @field_validator("container")
+    @classmethod
+    def _container_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", value) or "--" in value:
+            raise ValueError(
+                "container names are 3-63 lowercase letters, digits and single hyphens, "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
+
+Routing = Annotated[LocalRouting | SftpRouting | S3Routing | AzureRouting, Field(discriminator="type")]
+
+
+class Configuration(StrictModel):
+    routing: str
+    format: Literal["csv", "delimited"] = "csv"
+    separator: str | None = None
+    split_threshold: int = Field(default=MAX_SPLIT_THRESHOLD, ge=1, le=MAX_SPLIT_THRESHOLD)
+    encoding: Literal["utf-8", "utf-8-sig", "cp1252", "latin-1"] = "utf-8"
+    line_ending: Literal["lf", "crlf"] = "lf"
+    compression: Literal["none", "gzip"] = "none"
+    marketing_action: str = "direct_mail"
+    checksums: bool = True
+    manifest: bool = True
+
+    @model_validator(mode="after")
+    def _separator_fits_format(self) -> Configuration:
+        if self.format == "csv" and self.separator not in (None, ","):
+            raise ValueError('format csv always uses ","; use format: delimited for another separator')
+        if self.format == "delimited" and self.separator not in DELIMITED_SEPARATORS:
+            raise ValueError(r'separator must be one of "\t", ";", "|", "&" for format delimited')
+        return self
+
+    @property
+    def field_separator(self) -> str:
+        return self.separator if self.format == "delimited" and self.separator else ","
+
+    @property
+    def newline(self) -> str:
+        return "\r\n" if self.line_ending == "crlf" else "\n"
+
+
+class ConsentSource(StrictModel):
+    model: str
+    identity: str = "profile_id"
+    marketing_action: str = "marketing_action"
+    value: str = "consent_value"
+
+
+class DirectMailConfig(StrictModel):
+    routing: dict[Annotated[str, StringConstraints(pattern=NAME_PATTERN)], Routing] = Field(
+        default_factory=dict
+    )
+    configurations: dict[Annotated[str, StringConstraints(pattern=NAME_PATTERN)], Configuration] = Field(
+        default_factory=dict
+    )
+    consent: ConsentSource | None = None
+
+    def cross_check(self) -> list[Finding]:
+        """Checks between sections: each configuration routes to an existing, active routing."""
+        findings = []
+        for name, configuration in self.configurations.items():
+            key = f"configurations.{name}.routing"
+            routing = self.routing.get(configuration.routing)
+            if routing is None:
+                findings.append(Finding(CONFIG_FILE, key, f"routing '{configuration.routing}' is not defined"))
+            elif routing.status != "active":
+                findings.append(Finding(CONFIG_FILE, key, f"routing '{configuration.routing}' is a draft"))
+        if self.consent is None:
+            findings.append(
+                Finding(CONFIG_FILE, "consent", "no consent source: consent cannot be enforced", "warning")
+            )
+        return findings
+
+
+def load_config(project_dir: Path) -> DirectMailConfig:
+    """Load and check direct_mail.yml; raise ConfigError with every problem found."""
+    raw = load_yaml_mapping(project_dir / CONFIG_FILE, CONFIG_FILE)
+    try:
+        config = DirectMailConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(findings_from_validation_error(exc, CONFIG_FILE)) from None
+    findings = config.cross_check()
+    if any(f.level == "error" for f in findings):
+        raise ConfigError(findings)
+    return config
+
+
+def config_warnings(config: DirectMailConfig) -> list[Finding]:
+    return [f for f in config.cross_check() if f.level == "warning"]
+
+
+def resolve_directory(project_dir: Path, directory: str) -> Path:
+    path = Path(directory)
+    return path if path.is_absolute() else project_dir / path
+

@@ -1,0 +1,34 @@
+"""The landing folder: a local (or mounted) directory the mail house reads."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from directmail.config import LocalRouting, resolve_directory
+from directmail.errors import DeliveryError
+
+
+class LocalDestination:
+    def __init__(self, project_dir: Path, routing: LocalRouting):
+        self.root = resolve_directory(project_dir, routing.directory)
+
+    def describe(self) -> str:
+        return f"local folder {self.root}"
+
+    def put(self, local_path: Path, relative_name: str) -> None:
+        final = self.root / relative_name
+        temporary = final.with_name(f".{final.name}.partial")
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(local_path, temporary)
+            with temporary.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temporary, final)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise DeliveryError(f"could not deliver {relative_name} to {self.root}: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,48 @@
+"""Errors whose text is safe to show an operator: they name a place and a reason, never a secret value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in a project file, located precisely enough to fix without searching."""
+
+    file: str
+    key: str
+    reason: str
+    level: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.key}" if self.key else self.file
+        return f"{self.level}: {where}: {self.reason}"
+
+
+class DirectMailError(Exception):
+    """Base class: the message is meant for the operator, as is."""
+
+
+class ConfigError(DirectMailError):
+    """One or more configuration errors, found before any work started."""
+
+    def __init__(self, findings: list[Finding]):
+        self.findings = [f for f in findings if f.level == "error"]
+        super().__init__("\n".join(str(f) for f in self.findings))
+
+
+class BuildError(DirectMailError):
+    """dbt could not build (or test) the campaign or what it depends on."""
+
+
+class ExtractInvalid(DirectMailError):
+    """The extract failed validation; nothing was delivered."""
+
+
+class DeliveryError(DirectMailError):
+    """A file could not be delivered; nothing was left under its final name."""
+
+
+class AlreadyDelivered(DirectMailError):
+    """The run id has already been delivered; re-running needs --force."""

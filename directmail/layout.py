@@ -1,0 +1,50 @@
+"""Contract 3's file names: stem, run timestamp, part suffix, then .gz, then .gpg; sidecars and manifest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import PurePosixPath
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    file_name: str
+    run_time: datetime
+    append_timestamp: bool = False
+    compressed: bool = False
+    encrypted: bool = False
+
+    @property
+    def _path(self) -> PurePosixPath:
+        return PurePosixPath(self.file_name)
+
+    @property
+    def folder(self) -> PurePosixPath:
+        return self._path.parent
+
+    @property
+    def stem(self) -> str:
+        stem = self._path.stem if self._path.suffix else self._path.name
+        if self.append_timestamp:
+            stem += self.run_time.strftime("_%Y%m%d_%H%M%S")
+        return stem
+
+    def part_name(self, index: int, parts: int) -> str:
+        """Relative path of part `index` (1-based) of `parts`; a single part has no suffix."""
+        name = self.stem + (f"_{index:03d}" if parts > 1 else "") + self._path.suffix
+        name += ".gz" if self.compressed else ""
+        name += ".gpg" if self.encrypted else ""
+        return str(self.folder / name)
+
+    @property
+    def manifest_name(self) -> str:
+        return str(self.folder / f"{self.stem}.manifest.json")
+
+    @staticmethod
+    def checksum_name(relative_name: str) -> str:
+        return relative_name + ".sha256"
+
+
+def part_count(rows: int, split_threshold: int) -> int:
+    return max(1, -(-rows // split_threshold))

@@ -1,0 +1,340 @@
+"""One campaign run: check → build → extract → write → deliver → record.
+
+The same steps run directly (`directmail run` without a Prefect API) or as Prefect tasks (flows/), so the
+files, history and report are identical either way. Each step is a method; `execute()` runs them in order
+and records a failed run with its reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from directmail.campaign import Campaign, check_columns
+from directmail.config import Configuration
+from directmail.delivery import open_destination
+from directmail.errors import AlreadyDelivered, ConfigError, ExtractInvalid, Finding
+from directmail.extract import (
+    EXPORTED,
+    IDENTITY,
+    REASON,
+    ROW,
+    ConsentRule,
+    ExtractPlan,
+    drop_staging,
+    plan_extract,
+    reason_counts,
+    stream_rows,
+)
+from directmail.history import DELIVERED, History, RunRecord
+from directmail.layout import FileLayout
+from directmail.project import Project
+from directmail.schema import ExtractValidator, encodes
+from directmail.textformat import LineEncoder
+from directmail.warehouse import Warehouse, open_warehouse
+from directmail.writer import FileTexts, PartsWriter, StagedFile, write_checksum, write_manifest
+
+STEPS = ("check", "build", "extract", "write", "deliver", "record")
+WORK_DIR = ".directmail"
+
+
+def parse_run_time(value: str | datetime | None) -> datetime:
+    """The run's time in UTC, to the second. Naive values are taken as UTC."""
+    if value is None:
+        moment = datetime.now(UTC)
+    elif isinstance(value, datetime):
+        moment = value
+    else:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def make_run_id(campaign: str, run_time: datetime) -> str:
+    return f"{campaign}@{run_time.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+
+
+@dataclass
+class RunOptions:
+    run_time: datetime
+    dry_run: bool = False
+    force: bool = False
+    skip_build: bool = False
+    batch_size: int = 65_536
+
+
+Progress = Callable[[str], None]
+
+
+class CampaignRun:
+    def __init__(self, project: Project, campaign_name: str, options: RunOptions, progress: Progress | None = None):
+        self.project = project
+        self.campaign: Campaign = project.campaign(campaign_name)
+        self.options = options
+        self.progress = progress or (lambda message: None)
+        self.run_id = make_run_id(self.campaign.name, options.run_time)
+        self.configuration: Configuration = project.config.configurations.get(self.campaign.spec.configuration)
+        self.routing_name = self.configuration.routing if self.configuration else ""
+        self.record = RunRecord(
+            run_id=self.run_id,
+            campaign=self.campaign.name,
+            run_time=options.run_time.replace(tzinfo=None),
+            status="running",
+            started_at=_now(),
+            configuration=self.campaign.spec.configuration,
+        )
+        self.layout = FileLayout(
+            self.campaign.spec.file_name,
+            options.run_time,
+            append_timestamp=self.campaign.spec.append_timestamp,
+            compressed=bool(self.configuration) and self.configuration.compression == "gzip",
+        )
+        self._compiled_sql: str | None = None
+        self._warehouse: Warehouse | None = None
+        self._plan: ExtractPlan | None = None
+        self.staged: list[StagedFile] = []
+        self.staging_dir = project.directory / WORK_DIR / ("dry-run" if options.dry_run else "staging") / _safe(self.run_id)
+
+    # -- steps -----------------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Everything that can be refused before any work: status, configuration, routing, run id."""
+        spec = self.campaign.spec
+        if spec.status != "active":
+            raise ConfigError([_campaign_finding(self.campaign, "status", "the campaign is a draft; drafts never run")])
+        if self.configuration is None:
+            reason = f"configuration '{spec.configuration}' is not defined in direct_mail.yml"
+            raise ConfigError([_campaign_finding(self.campaign, "configuration", reason)])
+        routing = self.project.config.routing[self.routing_name]
+        with self._open_history() as history:
+            previous = history.find(self.run_id)
+        if previous is not None:
+            self.record.attempt = previous.attempt + 1
+            if previous.status == DELIVERED and not self.options.force and not self.options.dry_run:
+                raise AlreadyDelivered(
+                    f"{self.run_id} was already delivered at {previous.finished_at:%Y-%m-%d %H:%M:%S} UTC "
+                    f"({previous.exported} rows); nothing delivered again (use --force to deliver again)"
+                )
+        self.record.destination = f"{self.routing_name} ({routing.type})"
+
+    def build(self) -> None:
+        if self.options.skip_build:
+            return
+        select = [f"+{self.campaign.name}"]
+        if self.project.consent_unique_id:
+            select.append("+" + self.project.consent_unique_id.split(".")[-1])
+        self.progress(f"dbt build {' '.join(select)}")
+        run_vars = {"run_time": self.options.run_time.strftime("%Y-%m-%d %H:%M:%S")}
+        compiled = self.project.dbt.build(select, run_vars)
+        self._compiled_sql = compiled.get(self.campaign.unique_id)
+
+    def extract(self) -> None:
+        """Check the model's columns, then stage the ordered extract with every exclusion reason."""
+        warehouse = self._open()
+        if not warehouse.relation_exists(self.campaign.relation):
+            raise ConfigError([_campaign_finding(self.campaign, "", "the campaign table is not built (run without --skip-build)")])
+        labels = [name for name, _ in warehouse.describe(self._compiled_sql or f"select * from {self.campaign.relation}")]
+        findings = check_columns(self.campaign, labels)
+        if findings:
+            raise ConfigError(findings)
+        column_types = warehouse.describe(f"select * from {self.campaign.relation}")
+        consent = None
+        if self.project.config.consent and self.project.consent_relation:
+            consent = ConsentRule(
+                self.project.consent_relation, self.project.config.consent, self.configuration.marketing_action
+            )
+        self._plan, sql = plan_extract(warehouse, self.campaign, column_types, consent, f"extract__{self.campaign.name}")
+        self.progress("excluding, de-duplicating and ordering in the warehouse")
+        History(warehouse).ensure_tables()
+        warehouse.execute(sql)
+        counts = reason_counts(warehouse, self._plan)
+        self.record.targeted = sum(counts.values())
+        self.record.excluded = {reason: n for reason, n in counts.items() if reason != EXPORTED}
+        self.record.holdout = counts["holdout"]
+        self.record.duplicates_removed = counts["duplicate"]
+        self.record.exported = counts[EXPORTED]
+
+    def write(self) -> None:
+        """Stream, validate and write every part into the staging folder; fail before any delivery."""
+        configuration, spec = self.configuration, self.campaign.spec
+        shutil.rmtree(self.staging_dir, ignore_errors=True)
+        self.staging_dir.mkdir(parents=True)
+        encoder = LineEncoder(configuration.field_separator, configuration.newline, configuration.encoding)
+        self._check_header_encodable(encoder)
+        validator = ExtractValidator(self.campaign, self._plan.labels, configuration.encoding)
+        writer = PartsWriter(
+            self.staging_dir,
+            self.layout,
+            encoder,
+            FileTexts(self._plan.labels, spec.header_note, spec.footer_note),
+            self.record.exported,
+            configuration.split_threshold,
+        )
+        self.progress(f"writing {self.record.exported:,} rows")
+        for batch in stream_rows(self._warehouse, self._plan, self.options.batch_size):
+            validator.validate(batch)
+            if validator.failure_count == 0:
+                writer.write([batch.column(i) for i in range(2, batch.num_columns)])
+        staged = writer.close()
+        if validator.failure_count:
+            shutil.rmtree(self.staging_dir, ignore_errors=True)
+            raise ExtractInvalid(validator.describe_failures())
+        self.staged = staged
+        self.record.files = [f.summary() for f in staged]
+
+    def deliver(self) -> None:
+        """Data files (and checksums) first, the manifest last: its arrival means the drop is complete."""
+        if self.options.dry_run:
+            return
+        previous = History(self._open()).find(self.run_id)
+        if previous and previous.status == DELIVERED and not self.options.force:
+            raise AlreadyDelivered(f"{self.run_id} was delivered by another run in the meantime")
+        routing = self.project.config.routing[self.routing_name]
+        destination = open_destination(self.routing_name, routing, self.project.directory)
+        try:
+            for staged in self.staged:
+                self.progress(f"delivering {staged.name}")
+                destination.put(staged.path, staged.name)
+                if self.configuration.checksums:
+                    destination.put(write_checksum(self.staging_dir, staged), FileLayout.checksum_name(staged.name))
+            if self.configuration.manifest:
+                manifest = write_manifest(self.staging_dir, self.layout, self.manifest())
+                destination.put(manifest, self.layout.manifest_name)
+        finally:
+            destination.close()
+        self.record.destination = f"{self.routing_name}: {destination.describe()}"
+
+    def record_run(self) -> None:
+        if self.options.dry_run:
+            return
+        self.record.status = DELIVERED
+        self.record.finished_at = _now()
+        history = History(self._open())
+        history.replace_sends(self.run_id, self._sends_sql())
+        history.save_run(self.record)
+
+    # -- whole run --------------------------------------------------------------------------------------
+
+    def execute(self) -> RunRecord:
+        steps = [self.check, self.build, self.extract, self.write, self.deliver, self.record_run]
+        try:
+            for name, step in zip(STEPS, steps, strict=True):
+                with self.timed(name):
+                    step()
+        except AlreadyDelivered:
+            raise
+        except Exception as exc:
+            self.fail(exc)
+            raise
+        finally:
+            self.close()
+        return self.record
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.record.step_seconds[step] = round(time.perf_counter() - started, 3)
+
+    def fail(self, exc: BaseException) -> None:
+        """Record the run as failed (unless nothing had started, or it is a dry run)."""
+        if self.options.dry_run or isinstance(exc, ConfigError) and "build" not in self.record.step_seconds:
+            return
+        self.record.status = "failed"
+        self.record.finished_at = _now()
+        self.record.message = str(exc)[:2000]
+        try:
+            History(self._open()).ensure_tables()
+            History(self._warehouse).save_run(self.record)
+        except Exception:  # the original error matters more than a failure to record it
+            pass
+
+    def close(self) -> None:
+        if self._warehouse is not None:
+            if self._plan is not None:
+                drop_staging(self._warehouse, self._plan)
+            self._warehouse.close()
+            self._warehouse = None
+        if not self.options.dry_run:
+            shutil.rmtree(self.staging_dir, ignore_errors=True)
+
+    # -- helpers ----------------------------------------------------------------------------------------
+
+    def manifest(self) -> dict:
+        return {
+            "campaign": self.campaign.name,
+            "run_id": self.run_id,
+            "run_time": self.options.run_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "total_rows": self.record.exported,
+            "files": [f.summary() for f in self.staged],
+        }
+
+    def preview_lines(self, limit: int) -> list[bytes]:
+        """The first lines of the first file exactly as written (after extract())."""
+        configuration, spec = self.configuration, self.campaign.spec
+        encoder = LineEncoder(configuration.field_separator, configuration.newline, configuration.encoding)
+        lines = [encoder.note(spec.header_note)] if spec.header_note is not None else []
+        lines.append(encoder.line(self._plan.labels))
+        sql = self._plan.stream_sql(self._warehouse, limit)
+        for batch in self._warehouse.stream(sql, self.options.batch_size):
+            lines.append(encoder.rows([batch.column(i) for i in range(2, batch.num_columns)]))
+        return lines
+
+    def _sends_sql(self) -> str:
+        d = self._warehouse.dialect
+        threshold = self.configuration.split_threshold
+        names = [f.name for f in self.staged]
+        part = f"cast(floor(({ROW} - 1) / {threshold}) as integer)"
+        branches = " ".join(f"when {i} then {d.literal(name)}" for i, name in enumerate(names))
+        file_name = f"case when {REASON} = '{EXPORTED}' then case {part} {branches} end end"
+        return (
+            f"select {d.literal(self.run_id)}, {d.literal(self.campaign.name)}, {IDENTITY}, {file_name}, "
+            f"{REASON} = 'holdout', cast({d.literal(self.record.finished_at.isoformat(sep=' '))} as timestamp) "
+            f"from {self._plan.staging_table} where {REASON} in ('{EXPORTED}', 'holdout')"
+        )
+
+    def _check_header_encodable(self, encoder: LineEncoder) -> None:
+        """Notes and labels must fit the encoding too; they are not part of the validated rows."""
+        spec = self.campaign.spec
+        texts = {"header_note": spec.header_note, "footer_note": spec.footer_note, "": "".join(self._plan.labels)}
+        for key, text in texts.items():
+            if text is not None and not encodes(text, self.configuration.encoding):
+                what = key or "a column label"
+                reason = f"{what} cannot be written in {self.configuration.encoding}"
+                raise ConfigError([_campaign_finding(self.campaign, key, reason)])
+
+    def _open(self) -> Warehouse:
+        if self._warehouse is None:
+            self._warehouse = open_warehouse(self.project.dbt.target_info(), self.project.directory)
+        return self._warehouse
+
+    @contextmanager
+    def _open_history(self) -> Iterator[History]:
+        """A short-lived connection, so that dbt can open the warehouse file afterwards."""
+        warehouse = open_warehouse(self.project.dbt.target_info(), self.project.directory)
+        try:
+            history = History(warehouse)
+            history.ensure_tables()
+            yield history
+        finally:
+            warehouse.close()
+
+
+def _campaign_finding(campaign: Campaign, key: str, reason: str) -> Finding:
+    return Finding(campaign.yaml_file, campaign.key(key) if key else f"models.{campaign.name}", reason)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _safe(run_id: str) -> str:
+    return run_id.replace("@", "_").replace(":", "")
+

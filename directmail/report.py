@@ -1,0 +1,66 @@
+"""The run report, as Markdown (Prefect artifact, files) and as rich renderables (CLI)."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+
+from directmail.history import RunRecord
+
+REASON_ORDER = ("no_postal_consent", "suppressed", "invalid_address", "frequency_cap", "holdout", "duplicate")
+
+
+def _excluded_items(record: RunRecord) -> list[tuple[str, int]]:
+    order = {reason: i for i, reason in enumerate(REASON_ORDER)}
+    return sorted(record.excluded.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+
+
+def to_markdown(record: RunRecord) -> str:
+    lines = [
+        f"# Direct mail run `{record.run_id}`",
+        "",
+        f"**Status:** {record.status}  ",
+        f"**Campaign:** {record.campaign} · **Configuration:** {record.configuration} · "
+        f"**Destination:** {record.destination}  ",
+        f"**Run time:** {record.run_time:%Y-%m-%dT%H:%M:%SZ} · **Attempt:** {record.attempt}",
+        "",
+        "| Audience | Profiles |",
+        "|---|---:|",
+        f"| Targeted | {record.targeted:,} |",
+        *(f"| Excluded: {reason} | {count:,} |" for reason, count in _excluded_items(record)),
+        f"| Exported | {record.exported:,} |",
+        "",
+    ]
+    if record.files:
+        lines += ["| File | Rows | Bytes | SHA-256 |", "|---|---:|---:|---|"]
+        lines += [f"| `{f['name']}` | {f['rows']:,} | {f['bytes']:,} | `{f['sha256']}` |" for f in record.files]
+        lines.append("")
+    if record.step_seconds:
+        lines += ["| Step | Seconds |", "|---|---:|"]
+        lines += [f"| {step} | {seconds:.2f} |" for step, seconds in record.step_seconds.items()]
+        lines.append("")
+    if record.message:
+        lines += ["**Message:**", "", "```", record.message, "```"]
+    return "\n".join(lines)
+
+
+def to_rich(record: RunRecord) -> Group:
+    summary = Table(title=f"{record.run_id} — {record.status}", show_header=False, title_justify="left")
+    summary.add_column(style="bold")
+    summary.add_column(justify="right")
+    summary.add_row("targeted", f"{record.targeted:,}")
+    for reason, count in _excluded_items(record):
+        summary.add_row(f"excluded: {reason}", f"{count:,}")
+    summary.add_row("exported", f"{record.exported:,}")
+    summary.add_row("destination", record.destination)
+    if record.step_seconds:
+        summary.add_row("duration", " · ".join(f"{k} {v:.1f}s" for k, v in record.step_seconds.items()))
+    parts = [summary]
+    if record.files:
+        files = Table("file", "rows", "bytes", "sha256", title_justify="left")
+        for f in record.files:
+            files.add_row(f["name"], f"{f['rows']:,}", f"{f['bytes']:,}", f["sha256"])
+        parts.append(files)
+    if record.message:
+        parts.append(f"[red]{record.message}[/red]")
+    return Group(*parts)

@@ -1,0 +1,135 @@
+"""The extract's data contract, checked with pandera on every Arrow batch before anything is delivered.
+
+All written columns arrive as text (the warehouse formats them), so the checks are about what a mail house
+can print: required address fields filled, ISO country codes, maximum lengths, and values the configured
+encoding can represent.
+"""
+
+from __future__ import annotations
+
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import pandera.polars as pa
+import polars as pl
+import pyarrow as pa_arrow
+
+from directmail.campaign import Campaign
+from directmail.extract import IDENTITY, ROW
+
+MAX_REPORTED_FAILURES = 20
+
+
+@lru_cache(maxsize=8)
+def encodable_pattern(encoding: str) -> str | None:
+    """A regex matching strings the encoding can represent (None: every string can be)."""
+    if encoding.startswith("utf-8"):
+        return None
+    allowed = [cp for cp in range(0x10000) if not 0xD800 <= cp <= 0xDFFF and encodes(chr(cp), encoding)]
+    ranges, start, previous = [], allowed[0], allowed[0]
+    for cp in allowed[1:]:
+        if cp != previous + 1:
+            ranges.append((start, previous))
+            start = cp
+        previous = cp
+    ranges.append((start, previous))
+    body = "".join(_escape(a) if a == b else f"{_escape(a)}-{_escape(b)}" for a, b in ranges)
+    return f"^[{body}]*$"
+
+
+def encodes(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escape(cp: int) -> str:
+    return f"\\u{cp:04X}"
+
+
+@dataclass
+class Failure:
+    row: int
+    identity: str
+    column: str
+    check: str
+    value: str
+
+
+@dataclass
+class ExtractValidator:
+    """Validates batch after batch, keeping the first failures and a total count."""
+
+    campaign: Campaign
+    labels: list[str]
+    encoding: str
+    failures: list[Failure] = field(default_factory=list)
+    failure_count: int = 0
+
+    def __post_init__(self) -> None:
+        self.schema = build_schema(self.campaign, self.labels, self.encoding)
+
+    def validate(self, batch: pa_arrow.RecordBatch) -> None:
+        frame = pl.from_arrow(batch)
+        try:
+            self.schema.validate(frame, lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            cases = exc.failure_cases
+            self.failure_count += cases.height
+            room = MAX_REPORTED_FAILURES - len(self.failures)
+            for case in cases.head(max(room, 0)).iter_rows(named=True):
+                index = case["index"]
+                self.failures.append(
+                    Failure(
+                        row=frame[ROW][index] if index is not None else -1,
+                        identity=frame[IDENTITY][index] if index is not None else "",
+                        column=case["column"] or "",
+                        check=case["check"],
+                        value=str(case["failure_case"]),
+                    )
+                )
+
+    def describe_failures(self) -> str:
+        lines = [f"{self.failure_count} value(s) failed validation; nothing was delivered:"]
+        for f in self.failures:
+            lines.append(f"  row {f.row} (identity {f.identity}), column '{f.column}': {self._explain(f)}")
+        if self.failure_count > len(self.failures):
+            lines.append(f"  … and {self.failure_count - len(self.failures)} more")
+        return "\n".join(lines)
+
+    def _explain(self, failure: Failure) -> str:
+        unencodable = sorted({c for c in failure.value if not encodes(c, self.encoding)})
+        if unencodable:
+            return f"{''.join(unencodable)!r} cannot be written in {self.encoding}"
+        if failure.value == "":
+            return "required address field is empty"
+        if failure.check.startswith("str_matches"):
+            return f"{failure.value!r} is not an ISO 3166-1 alpha-2 country code"
+        if failure.check.startswith("str_length"):
+            return f"{len(failure.value)} characters, more than {self.campaign.spec.max_lengths[failure.column]}"
+        return f"{failure.value!r} failed {failure.check}"
+
+
+def build_schema(campaign: Campaign, labels: list[str], encoding: str) -> pa.DataFrameSchema:
+    spec = campaign.spec
+    required = set(spec.address_columns.required()) if spec.address_columns else set()
+    country = spec.address_columns.country if spec.address_columns else None
+    pattern = encodable_pattern(encoding)
+    columns = {}
+    for label in labels:
+        checks = []
+        if label in required:
+            checks.append(pa.Check.str_length(min_value=1))
+        if label == country:
+            checks.append(pa.Check.str_matches(r"^[A-Z]{2}$"))
+        if label in spec.max_lengths:
+            checks.append(pa.Check.str_length(max_value=spec.max_lengths[label]))
+        if pattern is not None:
+            checks.append(pa.Check.str_matches(pattern))
+        columns[label] = pa.Column(pl.Utf8, checks=checks, nullable=False)
+    return pa.DataFrameSchema(columns, strict=False, name=campaign.name)
+
+

@@ -1,0 +1,148 @@
+"""Write the extract's part files into a private staging folder, streaming batch by batch.
+
+Each part is a complete file: header note, header row, its rows in global order, footer note. Bytes are
+hashed as they are written (after gzip), so the checksum is of exactly what is delivered.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import BinaryIO
+
+import pyarrow as pa
+
+from directmail.layout import FileLayout, part_count
+from directmail.textformat import LineEncoder
+
+
+@dataclass
+class StagedFile:
+    """A file ready to deliver: its relative name at the destination and what it holds."""
+
+    name: str
+    path: Path
+    rows: int
+    bytes: int
+    sha256: str
+
+    def summary(self) -> dict:
+        return {"name": PurePath(self.name).name, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
+
+
+class _HashingFile:
+    """A write-only file that hashes and counts what goes through it."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+@dataclass
+class FileTexts:
+    labels: list[str]
+    header_note: str | None
+    footer_note: str | None
+
+
+class PartsWriter:
+    def __init__(
+        self,
+        staging_dir: Path,
+        layout: FileLayout,
+        encoder: LineEncoder,
+        texts: FileTexts,
+        total_rows: int,
+        split_threshold: int,
+    ):
+        self.staging_dir = staging_dir
+        self.layout = layout
+        self.encoder = encoder
+        self.texts = texts
+        self.split_threshold = split_threshold
+        self.parts = part_count(total_rows, split_threshold)
+        self.files: list[StagedFile] = []
+        self._index = 0
+        self._rows_in_part = 0
+        self._raw: BinaryIO | None = None
+        self._hashing: _HashingFile | None = None
+        self._out: BinaryIO | None = None
+        self._open_next_part()
+
+    def write(self, columns: list[pa.Array]) -> None:
+        """Append a batch's rows (string columns in file order), starting new parts at the threshold."""
+        offset, length = 0, len(columns[0]) if columns else 0
+        while offset < length:
+            if self._rows_in_part == self.split_threshold:
+                self._close_part()
+                self._open_next_part()
+            take = min(length - offset, self.split_threshold - self._rows_in_part)
+            self._out.write(self.encoder.rows([c.slice(offset, take) for c in columns]))
+            self._rows_in_part += take
+            offset += take
+
+    def close(self) -> list[StagedFile]:
+        self._close_part()
+        while self._index < self.parts:  # an empty extract still gets its (header-only) file
+            self._open_next_part()
+            self._close_part()
+        return self.files
+
+    def _open_next_part(self) -> None:
+        self._index += 1
+        name = self.layout.part_name(self._index, self.parts)
+        path = self.staging_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._raw = path.open("wb")
+        self._hashing = _HashingFile(self._raw)
+        if self.layout.compressed:
+            self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._hashing, mtime=0, compresslevel=6)
+        else:
+            self._out = self._hashing
+        self._out.write(self.encoder.file_prefix)
+        if self.texts.header_note is not None:
+            self._out.write(self.encoder.note(self.texts.header_note))
+        self._out.write(self.encoder.line(self.texts.labels))
+        self._rows_in_part = 0
+        self.files.append(StagedFile(name, path, 0, 0, ""))
+
+    def _close_part(self) -> None:
+        if self._out is None:
+            return
+        if self.texts.footer_note is not None:
+            self._out.write(self.encoder.note(self.texts.footer_note))
+        if self._out is not self._hashing:
+            self._out.close()  # flushes gzip's trailer into the hashing file
+        self._raw.close()
+        staged = self.files[-1]
+        staged.rows, staged.bytes, staged.sha256 = self._rows_in_part, self._hashing.size, self._hashing.sha.hexdigest()
+        self._out = self._raw = self._hashing = None
+
+
+def write_checksum(staging_dir: Path, staged: StagedFile) -> Path:
+    """A sha256sum-format sidecar next to the staged file."""
+    path = staging_dir / FileLayout.checksum_name(staged.name)
+    path.write_bytes(f"{staged.sha256}  {Path(staged.name).name}\n".encode())
+    return path
+
+
+def write_manifest(staging_dir: Path, layout: FileLayout, document: dict) -> Path:
+    path = staging_dir / layout.manifest_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes((json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    return path
+
+
+
