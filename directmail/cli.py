@@ -165,6 +165,8 @@ def run(
                 campaign=campaign, run_time=moment.isoformat(), project_dir=str(ctx.obj.project_dir.resolve()),
                 target=ctx.obj.target, dry_run=dry_run, force=force, skip_build=skip_build,
             )
+            if record.status == "skipped":
+                raise AlreadyDelivered(record.message)
         else:
             record = _run_directly(ctx, campaign, moment, dry_run, force, skip_build)
     except AlreadyDelivered as exc:

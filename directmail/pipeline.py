@@ -220,10 +220,14 @@ class CampaignRun:
 
     # -- whole run --------------------------------------------------------------------------------------
 
+    def steps(self) -> list[tuple[str, Callable[[], None]]]:
+        """The run's steps in order, for runners that wrap each one (Prefect tasks)."""
+        methods = [self.check, self.build, self.extract, self.write, self.deliver, self.record_run]
+        return list(zip(STEPS, methods, strict=True))
+
     def execute(self) -> RunRecord:
-        steps = [self.check, self.build, self.extract, self.write, self.deliver, self.record_run]
         try:
-            for name, step in zip(STEPS, steps, strict=True):
+            for name, step in self.steps():
                 with self.timed(name):
                     step()
         except AlreadyDelivered:

@@ -101,7 +101,7 @@ class ExtractValidator:
         return "\n".join(lines)
 
     def _explain(self, failure: Failure) -> str:
-        unencodable = sorted({c for c in failure.value if not encodes(c, self.encoding)})
+        unencodable = list(dict.fromkeys(c for c in failure.value if not encodes(c, self.encoding)))
         if unencodable:
             return f"{''.join(unencodable)!r} cannot be written in {self.encoding}"
         if failure.value == "":

@@ -1,0 +1,46 @@
+# directmail — the two commands that matter: `make demo` and `make test`.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+PROFILES ?= 2000
+
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_HOME := $(CURDIR)/.prefect
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
+
+.PHONY: setup sample demo test lint format docs clean
+
+setup:  ## Python environment from uv.lock
+	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+
+sample: setup  ## (Re)generate the sample CRM into warehouse/directmail.duckdb
+	$(RUN) python -m sampledata.generate --database warehouse/directmail.duckdb --profiles $(PROFILES)
+
+demo: sample  ## Sample warehouse → both sample campaigns → files in landing/ → report
+	$(RUN) directmail validate
+	$(RUN) directmail run winter_catalog
+	$(RUN) directmail run lapsed_postcard
+	$(RUN) directmail list
+	@echo; echo "Files delivered to landing/:"; find landing -type f | sort
+
+test: setup  ## The whole test suite (starts and stops its own servers)
+	$(RUN) pytest -q
+
+lint: setup  ## ruff (Python) and sqlfluff with the dbt templater (SQL)
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) sqlfluff lint models data-tests
+
+format: setup
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+docs: setup  ## dbt docs (lineage of sources → staging → intermediate → campaigns) into target/
+	test -f warehouse/directmail.duckdb || $(MAKE) sample
+	$(RUN) dbt docs generate --profiles-dir .
+	@echo "Open target/index.html, or: $(RUN) dbt docs serve --profiles-dir ."
+
+clean:
+	rm -rf landing .directmail target logs warehouse .prefect

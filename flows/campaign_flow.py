@@ -1,0 +1,87 @@
+"""Prefect flow for one campaign run: a thin wrapper, each pipeline step a task, the report an artifact.
+
+Run it from the CLI with a Prefect API configured (`PREFECT_API_URL=… directmail run CAMPAIGN`), or
+directly: `python -m flows.campaign_flow winter_catalog --run-time 2026-11-23T06:00:00Z`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from directmail.errors import AlreadyDelivered
+from directmail.history import RunRecord
+from directmail.pipeline import CampaignRun, RunOptions, parse_run_time
+from directmail.project import load_project
+from directmail.report import to_markdown
+
+SKIPPED = "skipped"
+RETRIED_STEPS = {"deliver": 2}
+
+
+@task(cache_policy=NO_CACHE, task_run_name="{name}")
+def run_step(run: CampaignRun, name: str) -> None:
+    step = dict(run.steps())[name]
+    with run.timed(name):
+        step()
+
+
+@flow(name="direct-mail-campaign", flow_run_name="{campaign} @ {run_time}", log_prints=True)
+def run_campaign_flow(
+    campaign: str,
+    run_time: str | None = None,
+    project_dir: str = ".",
+    target: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    skip_build: bool = False,
+) -> RunRecord:
+    logger = get_run_logger()
+    project = load_project(Path(project_dir), target)
+    options = RunOptions(parse_run_time(run_time), dry_run=dry_run, force=force, skip_build=skip_build)
+    run = CampaignRun(project, campaign, options, progress=logger.info)
+    try:
+        for name, _ in run.steps():
+            step = run_step.with_options(retries=RETRIED_STEPS.get(name, 0), retry_delay_seconds=5)
+            step(run, name)
+    except AlreadyDelivered as exc:
+        logger.info(str(exc))
+        run.record.status, run.record.message = SKIPPED, str(exc)
+        return run.record
+    except Exception as exc:
+        run.fail(exc)
+        _publish(run.record)
+        raise
+    finally:
+        run.close()
+    _publish(run.record)
+    return run.record
+
+
+def _publish(record: RunRecord) -> None:
+    key = re.sub(r"[^a-z0-9-]+", "-", f"direct-mail-{record.campaign}".lower())
+    create_markdown_artifact(to_markdown(record), key=key, description=f"Direct mail run {record.run_id}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run one direct mail campaign as a Prefect flow.")
+    parser.add_argument("campaign")
+    parser.add_argument("--run-time")
+    parser.add_argument("--project-dir", default=".")
+    parser.add_argument("--target")
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args()
+    record = run_campaign_flow(
+        args.campaign, args.run_time, args.project_dir, args.target, dry_run=args.dry_run, force=args.force
+    )
+    print(to_markdown(record))
+
+
+if __name__ == "__main__":
+    main()

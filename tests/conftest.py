@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.runner_kit import Kit
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT_FILES = ["dbt_project.yml", "profiles.yml", "direct_mail.yml", "models", "macros", "seeds", "data-tests"]
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture
+def kit(tmp_path: Path) -> Kit:
+    return Kit(tmp_path)
+
+
+def copy_sample_project(destination: Path, profiles: int = 2000) -> Path:
+    """A private copy of the sample dbt project with its own generated warehouse."""
+    from sampledata.generate import generate
+
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name)
+        else:
+            shutil.copy2(source, destination / name)
+    generate(destination / "warehouse" / "directmail.duckdb", profiles)
+    return destination
+
+
+@pytest.fixture
+def sample_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("DIRECTMAIL_WAREHOUSE", raising=False)
+    return copy_sample_project(tmp_path / "project")

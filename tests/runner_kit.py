@@ -1,0 +1,61 @@
+"""Build a directmail Project over a DuckDB file without dbt, to test the runner's bytes quickly.
+
+The campaign table is created with plain SQL; the Project is assembled from the same validated models
+the real loader uses (CampaignSpec, DirectMailConfig), so only the dbt parse/build is skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import duckdb
+
+from directmail.builder import DbtProject, TargetInfo
+from directmail.campaign import Campaign, parse_campaign_spec
+from directmail.config import DirectMailConfig
+from directmail.pipeline import CampaignRun, RunOptions, parse_run_time
+from directmail.project import Project
+
+RUN_TIME = "2026-11-23T06:00:00Z"
+
+
+def make_config(configuration: dict | None = None, landing: str = "landing") -> DirectMailConfig:
+    return DirectMailConfig.model_validate(
+        {
+            "routing": {"landing": {"type": "local", "directory": landing}},
+            "configurations": {"test": {"routing": "landing", **(configuration or {})}},
+            "consent": {"model": "consents"},
+        }
+    )
+
+
+@dataclass
+class Kit:
+    directory: Path
+
+    @property
+    def database(self) -> Path:
+        return self.directory / "warehouse.duckdb"
+
+    def sql(self, statement: str) -> list[tuple]:
+        with duckdb.connect(str(self.database)) as con:
+            return con.execute(statement).fetchall()
+
+    def project(self, meta: dict, configuration: dict | None = None, table: str = "campaign") -> Project:
+        spec, findings = parse_campaign_spec(table, {"configuration": "test", **meta}, "models/test.yml")
+        assert not findings, findings
+        campaign = Campaign(table, spec, f"model.test.{table}", f"main.{table}", "models/test.yml")
+        dbt = DbtProject(self.directory)
+        dbt._target_info = TargetInfo("duckdb", "test", SimpleNamespace(path=str(self.database)))
+        self.sql("create table if not exists main.consents (profile_id varchar, marketing_action varchar, consent_value varchar)")
+        return Project(self.directory, dbt, make_config(configuration), {table: campaign}, "main.consents", None)
+
+    def run(self, project: Project, campaign: str = "campaign", run_time: str = RUN_TIME, **options):
+        run = CampaignRun(project, campaign, RunOptions(parse_run_time(run_time), skip_build=True, **options))
+        return run.execute()
+
+    def landing(self) -> dict[str, bytes]:
+        root = self.directory / "landing"
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
