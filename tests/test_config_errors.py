@@ -1,0 +1,137 @@
+"""Bad configuration is refused before any work, with the file, the key and the reason on one line."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from directmail.campaign import Campaign, check_columns, parse_campaign_spec
+from directmail.config import load_config
+from directmail.errors import ConfigError
+from directmail.secrets import SecretRef
+
+VALID = {
+    "routing": {
+        "landing": {"type": "local", "directory": "landing"},
+        "mailhouse_sftp": {
+            "type": "sftp", "host": "sftp.example.com", "username": "acme",
+            "password": "${MAILHOUSE_SFTP_PASSWORD}", "known_hosts": "keys/known_hosts",
+        },
+        "later": {"type": "local", "status": "draft", "directory": "later"},
+    },
+    "configurations": {"csv": {"routing": "landing"}},
+    "consent": {"model": "stg_crm__consents"},
+}
+
+
+def errors_for(tmp_path, document: dict) -> list[str]:
+    (tmp_path / "direct_mail.yml").write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path)
+    return str(raised.value).splitlines()
+
+
+def with_change(section: str, name: str, **changes) -> dict:
+    document = yaml.safe_load(yaml.safe_dump(VALID))
+    document[section][name].update(changes)
+    return document
+
+
+def test_the_valid_document_loads_and_keeps_secrets_as_references(tmp_path, monkeypatch):
+    (tmp_path / "direct_mail.yml").write_text(yaml.safe_dump(VALID))
+    config = load_config(tmp_path)
+    sftp = config.routing["mailhouse_sftp"]
+    assert sftp.password == SecretRef("MAILHOUSE_SFTP_PASSWORD")
+    monkeypatch.setenv("MAILHOUSE_SFTP_PASSWORD", "s3cr3t-value")
+    assert sftp.password.reveal() == "s3cr3t-value"
+    assert "s3cr3t-value" not in repr(config) and "s3cr3t-value" not in config.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("section", "name", "changes", "expected"),
+    [
+        ("configurations", "csv", {"colour": "blue"}, "error: direct_mail.yml: configurations.csv.colour: unknown key"),
+        ("configurations", "csv", {"routing": "later"}, "error: direct_mail.yml: configurations.csv.routing: routing 'later' is a draft"),
+        ("configurations", "csv", {"routing": "nowhere"}, "error: direct_mail.yml: configurations.csv.routing: routing 'nowhere' is not defined"),
+        ("configurations", "csv", {"format": "delimited", "separator": ","}, 'error: direct_mail.yml: configurations.csv: separator must be one of "\\t", ";", "|", "&" for format delimited'),
+        ("configurations", "csv", {"separator": ";"}, 'error: direct_mail.yml: configurations.csv: format csv always uses ","; use format: delimited for another separator'),
+        ("configurations", "csv", {"split_threshold": 0}, "error: direct_mail.yml: configurations.csv.split_threshold: Input should be greater than or equal to 1"),
+        ("configurations", "csv", {"split_threshold": 200001}, "error: direct_mail.yml: configurations.csv.split_threshold: Input should be less than or equal to 200000"),
+        ("configurations", "csv", {"encoding": "utf-16"}, "error: direct_mail.yml: configurations.csv.encoding: Input should be 'utf-8', 'utf-8-sig', 'cp1252' or 'latin-1'"),
+        ("configurations", "csv", {"line_ending": "cr"}, "error: direct_mail.yml: configurations.csv.line_ending: Input should be 'lf' or 'crlf'"),
+        ("routing", "landing", {"type": "ftp"}, "error: direct_mail.yml: routing.landing: Input tag 'ftp' found using 'type' does not match any of the expected tags: 'local', 'sftp', 's3', 'azure'"),
+        ("routing", "mailhouse_sftp", {"password": "hunter2"}, "error: direct_mail.yml: routing.mailhouse_sftp.password: a secret must be written as ${ENV_VAR}, never inline"),
+        ("routing", "mailhouse_sftp", {"port": 70000}, "error: direct_mail.yml: routing.mailhouse_sftp.port: Input should be less than or equal to 65535"),
+    ],
+)
+def test_each_mistake_is_one_line_naming_file_key_and_reason(tmp_path, section, name, changes, expected):
+    lines = errors_for(tmp_path, with_change(section, name, **changes))
+    assert lines == [expected]
+    assert "hunter2" not in "\n".join(lines)
+
+
+def test_missing_known_hosts_and_credentials_are_reported_together(tmp_path):
+    document = with_change("routing", "mailhouse_sftp")
+    del document["routing"]["mailhouse_sftp"]["known_hosts"]
+    del document["routing"]["mailhouse_sftp"]["password"]
+    assert errors_for(tmp_path, document) == [
+        "error: direct_mail.yml: routing.mailhouse_sftp.known_hosts: required key is missing"
+    ]
+
+
+def test_yaml_syntax_errors_name_the_line(tmp_path):
+    (tmp_path / "direct_mail.yml").write_text("routing:\n  landing: {type: local\n")
+    with pytest.raises(ConfigError, match=r"direct_mail.yml: line \d+: invalid YAML"):
+        load_config(tmp_path)
+
+
+BASE_META = {"configuration": "csv", "file_name": "out/file.csv"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "reason"),
+    [
+        ({"file_name": "../escape.csv"}, "file_name", "file_name must not contain '..', '.' or empty folders"),
+        ({"file_name": "/etc/passwd"}, "file_name", "file_name must be relative, not absolute"),
+        ({"holdout_percent": 51}, "holdout_percent", "Input should be less than or equal to 50"),
+        ({"header_note": "two\nlines"}, "header_note", "String should match pattern '^[^\\r\\n]*$'"),
+        ({"status": "paused"}, "status", "Input should be 'active' or 'draft'"),
+        ({"sort": ["x"]}, "sort", "unknown key"),
+        ({"schedule": {"cron": "every monday"}}, "schedule", "cron 'every monday' is not a 5-field cron expression"),
+    ],
+)
+def test_campaign_meta_errors_name_the_model_yaml_and_key(changes, key, reason):
+    spec, findings = parse_campaign_spec("winter", {**BASE_META, **changes}, "models/campaigns/_c.yml")
+    assert spec is None
+    assert [str(f) for f in findings] == [f"error: models/campaigns/_c.yml: models.winter.config.meta.direct_mail.{key}: {reason}"]
+
+
+def _campaign(**changes) -> Campaign:
+    spec, findings = parse_campaign_spec("winter", {**BASE_META, **changes}, "models/c.yml")
+    assert not findings
+    return Campaign("winter", spec, "model.p.winter", "main.winter", "models/c.yml")
+
+
+def test_duplicate_labels_ignore_case():
+    findings = check_columns(_campaign(), ["profile_id", "City", "city"])
+    assert [str(f) for f in findings] == [
+        "error: models/c.yml: models.winter: duplicate column label 'city' (labels must be unique, ignoring case)"
+    ]
+
+
+def test_fifty_one_written_columns_are_refused_but_fifty_plus_identity_pass():
+    columns = ["profile_id", *(f"c{i}" for i in range(50))]
+    assert check_columns(_campaign(), columns) == []
+    findings = check_columns(_campaign(), [*columns, "c50"])
+    assert [f.reason for f in findings] == ["51 columns would be written; a file has 1 to 50"]
+
+
+def test_settings_naming_missing_columns_are_refused():
+    campaign = _campaign(
+        identity="customer_id", sort_by=["zip desc"],
+        address_columns={"lines": ["street"], "postal_code": "zip", "city": "town", "country": "cc"},
+    )
+    reasons = [f.reason for f in check_columns(campaign, ["street", "town", "cc"])]
+    assert "identity column 'customer_id' is not a column of the model" in reasons
+    assert "sort column 'zip' is not a column of the model" in reasons
+    assert "address column 'zip' is not a written column" in reasons
