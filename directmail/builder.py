@@ -49,7 +49,13 @@ class DbtProject:
 
         try:
             with contextlib.chdir(self.project_dir):
-                flags = ["--log-level", "none", "--no-use-colors", "--log-path", str(self.project_dir / "logs")]
+                flags = [
+                    "--log-level",
+                    "none",
+                    "--no-use-colors",
+                    "--log-path",
+                    str(self.project_dir / "logs"),
+                ]
                 return dbtRunner().invoke([*flags, *command, *self._common_args()])
         finally:
             release_connections()
@@ -58,7 +64,9 @@ class DbtProject:
         """The dbt manifest (nodes with their resolved config, including meta)."""
         result = self._invoke(["parse"])
         if not result.success:
-            raise ConfigError([Finding("dbt_project.yml", "", f"dbt could not parse the project: {result.exception}")])
+            raise ConfigError(
+                [Finding("dbt_project.yml", "", f"dbt could not parse the project: {result.exception}")]
+            )
         return result.result
 
     def build(self, select: list[str], run_vars: dict[str, str]) -> dict[str, str]:

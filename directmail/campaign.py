@@ -1,4 +1,4 @@
-"""Contract 1: a campaign is a dbt model whose `meta.direct_mail` says how its rows become mail-house files."""
+"""Contract 1: a campaign is a dbt model whose `meta.direct_mail` says how its rows become files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
 
-from directmail.config import CONFIG_FILE, DirectMailConfig, StrictModel, Status
+from directmail.config import CONFIG_FILE, DirectMailConfig, Status, StrictModel
 from directmail.errors import Finding
 from directmail.yamlfile import findings_from_validation_error
 
@@ -56,7 +56,13 @@ class AddressColumns(StrictModel):
         return [self.lines[0], self.postal_code, self.city, self.country]
 
     def all_columns(self) -> list[str]:
-        return [*self.lines, self.postal_code, self.city, *([self.region] if self.region else []), self.country]
+        return [
+            *self.lines,
+            self.postal_code,
+            self.city,
+            *([self.region] if self.region else []),
+            self.country,
+        ]
 
 
 @dataclass(frozen=True)
@@ -149,7 +155,9 @@ def check_columns(campaign: Campaign, columns: list[str]) -> list[Finding]:
     spec, findings = campaign.spec, []
 
     def error(key: str, reason: str) -> None:
-        findings.append(Finding(campaign.yaml_file, campaign.key(key) if key else f"models.{campaign.name}", reason))
+        findings.append(
+            Finding(campaign.yaml_file, campaign.key(key) if key else f"models.{campaign.name}", reason)
+        )
 
     seen: dict[str, str] = {}
     for label in columns:

@@ -7,7 +7,7 @@ from directmail.config import CONFIG_FILE
 from directmail.errors import BuildError, Finding
 from directmail.project import Project
 from directmail.secrets import SecretRef
-from directmail.warehouse import open_warehouse
+from directmail.warehouse import open_warehouse, query_labels
 
 
 def check_project(project: Project, names: list[str] | None = None) -> list[Finding]:
@@ -46,17 +46,21 @@ def _column_findings(project: Project, campaigns: list) -> list[Finding]:
         for campaign in campaigns:
             sql = compiled.get(campaign.unique_id)
             try:
-                labels = [name for name, _ in warehouse.describe(sql)]
+                warehouse.describe(sql)  # fails when upstream tables are missing
+                labels = query_labels(warehouse, sql)
             except Exception:
-                reason = "columns not checked: its upstream tables are not built yet (directmail run --dry-run builds them)"
+                reason = (
+                    "columns not checked: its upstream tables are not built yet "
+                    "(directmail run --dry-run builds them)"
+                )
                 findings.append(Finding(campaign.yaml_file, f"models.{campaign.name}", reason, "warning"))
                 continue
             findings += check_columns(campaign, labels)
             if campaign.spec.address_columns is None:
                 reason = "no address_columns: address fields are not checked"
-                findings.append(Finding(campaign.yaml_file, campaign.key("address_columns"), reason, "warning"))
+                findings.append(
+                    Finding(campaign.yaml_file, campaign.key("address_columns"), reason, "warning")
+                )
     finally:
         warehouse.close()
     return findings
-
-

@@ -98,10 +98,23 @@ def list_campaigns(ctx: typer.Context) -> None:
         configuration = project.config.configurations.get(spec.configuration)
         schedule = ""
         if spec.schedule:
-            schedule = spec.schedule.at.isoformat() if spec.schedule.at else f"{spec.schedule.cron} ({spec.schedule.timezone})"
+            schedule = (
+                spec.schedule.at.isoformat()
+                if spec.schedule.at
+                else f"{spec.schedule.cron} ({spec.schedule.timezone})"
+            )
         last = last_runs.get(name)
-        last_text = f"{last.status} {last.run_time:%Y-%m-%d %H:%M:%S}Z ({last.exported:,} rows)" if last else ""
-        table.add_row(name, spec.status, spec.configuration, configuration.routing if configuration else "?", schedule, last_text)
+        last_text = (
+            f"{last.status} {last.run_time:%Y-%m-%d %H:%M:%S}Z ({last.exported:,} rows)" if last else ""
+        )
+        table.add_row(
+            name,
+            spec.status,
+            spec.configuration,
+            configuration.routing if configuration else "?",
+            schedule,
+            last_text,
+        )
     console.print(table)
 
 
@@ -143,8 +156,12 @@ def preview(
 def run(
     ctx: typer.Context,
     campaign: str,
-    run_time: Annotated[str | None, typer.Option(help="ISO 8601 run time; fixes the run id (default now).")] = None,
-    dry_run: Annotated[bool, typer.Option(help="Build, validate and write to .directmail/dry-run only.")] = False,
+    run_time: Annotated[
+        str | None, typer.Option(help="ISO 8601 run time; fixes the run id (default now).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Build, validate and write to .directmail/dry-run only.")
+    ] = False,
     force: Annotated[bool, typer.Option(help="Deliver again a run id that was already delivered.")] = False,
     skip_build: Annotated[bool, typer.Option(help="Do not run dbt; use the tables as built.")] = False,
 ) -> None:
@@ -162,8 +179,13 @@ def run(
             from flows.campaign_flow import run_campaign_flow
 
             record = run_campaign_flow(
-                campaign=campaign, run_time=moment.isoformat(), project_dir=str(ctx.obj.project_dir.resolve()),
-                target=ctx.obj.target, dry_run=dry_run, force=force, skip_build=skip_build,
+                campaign=campaign,
+                run_time=moment.isoformat(),
+                project_dir=str(ctx.obj.project_dir.resolve()),
+                target=ctx.obj.target,
+                dry_run=dry_run,
+                force=force,
+                skip_build=skip_build,
             )
             if record.status == "skipped":
                 raise AlreadyDelivered(record.message)
@@ -176,7 +198,9 @@ def run(
         _fail(exc)
     console.print(to_rich(record))
     if dry_run:
-        console.print("dry run: nothing delivered or recorded; files are in .directmail/dry-run/", highlight=False)
+        console.print(
+            "dry run: nothing delivered or recorded; files are in .directmail/dry-run/", highlight=False
+        )
 
 
 def _run_directly(ctx: typer.Context, campaign: str, moment, dry_run: bool, force: bool, skip_build: bool):
@@ -214,10 +238,14 @@ def report(
         raise typer.Exit(1)
     console.print(to_rich(records[0]))
     if len(records) > 1:
-        table = Table("run id", "status", "targeted", "exported", "finished", title="earlier runs", title_justify="left")
+        table = Table(
+            "run id", "status", "targeted", "exported", "finished", title="earlier runs", title_justify="left"
+        )
         for record in records[1:]:
             finished = f"{record.finished_at:%Y-%m-%d %H:%M:%S}" if record.finished_at else ""
-            table.add_row(record.run_id, record.status, f"{record.targeted:,}", f"{record.exported:,}", finished)
+            table.add_row(
+                record.run_id, record.status, f"{record.targeted:,}", f"{record.exported:,}", finished
+            )
         console.print(table)
 
 

@@ -6,7 +6,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from directmail.errors import ConfigError, Finding
 from directmail.secrets import Secret
@@ -139,7 +147,9 @@ class DirectMailConfig(StrictModel):
             key = f"configurations.{name}.routing"
             routing = self.routing.get(configuration.routing)
             if routing is None:
-                findings.append(Finding(CONFIG_FILE, key, f"routing '{configuration.routing}' is not defined"))
+                findings.append(
+                    Finding(CONFIG_FILE, key, f"routing '{configuration.routing}' is not defined")
+                )
             elif routing.status != "active":
                 findings.append(Finding(CONFIG_FILE, key, f"routing '{configuration.routing}' is a draft"))
         if self.consent is None:
@@ -169,4 +179,3 @@ def config_warnings(config: DirectMailConfig) -> list[Finding]:
 def resolve_directory(project_dir: Path, directory: str) -> Path:
     path = Path(directory)
     return path if path.is_absolute() else project_dir / path
-

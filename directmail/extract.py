@@ -64,9 +64,13 @@ def plan_extract(
     identity = q(spec.identity)
     staging_table = f"{STAGING_SCHEMA}.{q(staging_name)}"
 
-    formatted = [f"{d.as_text('campaign.' + q(label), types[label])} as _dm_c{i}" for i, label in enumerate(labels)]
+    formatted = [
+        f"{d.as_text('campaign.' + q(label), types[label])} as _dm_c{i}" for i, label in enumerate(labels)
+    ]
     sort_values = [f"campaign.{q(key.column)} as _dm_s{i}" for i, key in enumerate(spec.sort_keys)]
-    order_by = [f"_dm_s{i} {'desc' if key.descending else 'asc'} nulls last" for i, key in enumerate(spec.sort_keys)]
+    order_by = [
+        f"_dm_s{i} {'desc' if key.descending else 'asc'} nulls last" for i, key in enumerate(spec.sort_keys)
+    ]
     order_by.append(f"{IDENTITY} asc")
     order = ", ".join(order_by)
     copy_key = ", ".join(f"_dm_c{i}" for i in range(len(labels)))
@@ -78,7 +82,9 @@ def plan_extract(
             f"from {consent.relation} where {q(c.marketing_action)} = {d.literal(consent.marketing_action)} "
             f"and lower(trim(coalesce(cast({q(c.value)} as varchar), ''))) = 'n'),"
         )
-        consent_join = f"left join refusals on refusals.refused_identity = cast(campaign.{identity} as varchar)"
+        consent_join = (
+            f"left join refusals on refusals.refused_identity = cast(campaign.{identity} as varchar)"
+        )
         refused = "refusals.refused_identity is not null"
     else:
         consent_cte, consent_join, refused = "", "", "false"

@@ -78,7 +78,11 @@ class RunRecord:
     def from_row(cls, row: dict[str, Any]) -> RunRecord:
         values = dict(row)
         for key in ("excluded", "files", "step_seconds"):
-            values[key] = json.loads(values[key]) if values.get(key) else type(cls.__dataclass_fields__[key].default_factory())()
+            values[key] = (
+                json.loads(values[key])
+                if values.get(key)
+                else type(cls.__dataclass_fields__[key].default_factory())()
+            )
         return cls(**values)
 
 
@@ -103,7 +107,9 @@ class History:
         self.warehouse.execute(f"delete from {SENDS} where run_id = ?", [run_id])
         self.warehouse.execute(f"insert into {SENDS} {select_sql}")
 
-    def runs(self, campaign: str | None = None, run_id: str | None = None, limit: int = 20) -> list[RunRecord]:
+    def runs(
+        self, campaign: str | None = None, run_id: str | None = None, limit: int = 20
+    ) -> list[RunRecord]:
         if not self.warehouse.relation_exists(RUNS):
             return []
         conditions, params = [], []

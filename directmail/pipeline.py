@@ -35,7 +35,7 @@ from directmail.layout import FileLayout
 from directmail.project import Project
 from directmail.schema import ExtractValidator, encodes
 from directmail.textformat import LineEncoder
-from directmail.warehouse import Warehouse, open_warehouse
+from directmail.warehouse import Warehouse, open_warehouse, query_labels
 from directmail.writer import FileTexts, PartsWriter, StagedFile, write_checksum, write_manifest
 
 STEPS = ("check", "build", "extract", "write", "deliver", "record")
@@ -72,13 +72,17 @@ Progress = Callable[[str], None]
 
 
 class CampaignRun:
-    def __init__(self, project: Project, campaign_name: str, options: RunOptions, progress: Progress | None = None):
+    def __init__(
+        self, project: Project, campaign_name: str, options: RunOptions, progress: Progress | None = None
+    ):
         self.project = project
         self.campaign: Campaign = project.campaign(campaign_name)
         self.options = options
         self.progress = progress or (lambda message: None)
         self.run_id = make_run_id(self.campaign.name, options.run_time)
-        self.configuration: Configuration = project.config.configurations.get(self.campaign.spec.configuration)
+        self.configuration: Configuration = project.config.configurations.get(
+            self.campaign.spec.configuration
+        )
         self.routing_name = self.configuration.routing if self.configuration else ""
         self.record = RunRecord(
             run_id=self.run_id,
@@ -98,7 +102,9 @@ class CampaignRun:
         self._warehouse: Warehouse | None = None
         self._plan: ExtractPlan | None = None
         self.staged: list[StagedFile] = []
-        self.staging_dir = project.directory / WORK_DIR / ("dry-run" if options.dry_run else "staging") / _safe(self.run_id)
+        self.staging_dir = (
+            project.directory / WORK_DIR / ("dry-run" if options.dry_run else "staging") / _safe(self.run_id)
+        )
 
     # -- steps -----------------------------------------------------------------------------------------
 
@@ -106,7 +112,9 @@ class CampaignRun:
         """Everything that can be refused before any work: status, configuration, routing, run id."""
         spec = self.campaign.spec
         if spec.status != "active":
-            raise ConfigError([_campaign_finding(self.campaign, "status", "the campaign is a draft; drafts never run")])
+            raise ConfigError(
+                [_campaign_finding(self.campaign, "status", "the campaign is a draft; drafts never run")]
+            )
         if self.configuration is None:
             reason = f"configuration '{spec.configuration}' is not defined in direct_mail.yml"
             raise ConfigError([_campaign_finding(self.campaign, "configuration", reason)])
@@ -137,8 +145,14 @@ class CampaignRun:
         """Check the model's columns, then stage the ordered extract with every exclusion reason."""
         warehouse = self._open()
         if not warehouse.relation_exists(self.campaign.relation):
-            raise ConfigError([_campaign_finding(self.campaign, "", "the campaign table is not built (run without --skip-build)")])
-        labels = [name for name, _ in warehouse.describe(self._compiled_sql or f"select * from {self.campaign.relation}")]
+            raise ConfigError(
+                [
+                    _campaign_finding(
+                        self.campaign, "", "the campaign table is not built (run without --skip-build)"
+                    )
+                ]
+            )
+        labels = query_labels(warehouse, self._compiled_sql or f"select * from {self.campaign.relation}")
         findings = check_columns(self.campaign, labels)
         if findings:
             raise ConfigError(findings)
@@ -146,9 +160,13 @@ class CampaignRun:
         consent = None
         if self.project.config.consent and self.project.consent_relation:
             consent = ConsentRule(
-                self.project.consent_relation, self.project.config.consent, self.configuration.marketing_action
+                self.project.consent_relation,
+                self.project.config.consent,
+                self.configuration.marketing_action,
             )
-        self._plan, sql = plan_extract(warehouse, self.campaign, column_types, consent, f"extract__{self.campaign.name}")
+        self._plan, sql = plan_extract(
+            warehouse, self.campaign, column_types, consent, f"extract__{self.campaign.name}"
+        )
         self.progress("excluding, de-duplicating and ordering in the warehouse")
         History(warehouse).ensure_tables()
         warehouse.execute(sql)
@@ -201,7 +219,9 @@ class CampaignRun:
                 self.progress(f"delivering {staged.name}")
                 destination.put(staged.path, staged.name)
                 if self.configuration.checksums:
-                    destination.put(write_checksum(self.staging_dir, staged), FileLayout.checksum_name(staged.name))
+                    destination.put(
+                        write_checksum(self.staging_dir, staged), FileLayout.checksum_name(staged.name)
+                    )
             if self.configuration.manifest:
                 manifest = write_manifest(self.staging_dir, self.layout, self.manifest())
                 destination.put(manifest, self.layout.manifest_name)
@@ -249,7 +269,7 @@ class CampaignRun:
 
     def fail(self, exc: BaseException) -> None:
         """Record the run as failed (unless nothing had started, or it is a dry run)."""
-        if self.options.dry_run or isinstance(exc, ConfigError) and "build" not in self.record.step_seconds:
+        if self.options.dry_run or (isinstance(exc, ConfigError) and "build" not in self.record.step_seconds):
             return
         self.record.status = "failed"
         self.record.finished_at = _now()
@@ -298,16 +318,21 @@ class CampaignRun:
         part = f"cast(floor(({ROW} - 1) / {threshold}) as integer)"
         branches = " ".join(f"when {i} then {d.literal(name)}" for i, name in enumerate(names))
         file_name = f"case when {REASON} = '{EXPORTED}' then case {part} {branches} end end"
+        sent_at = d.literal(self.record.finished_at.isoformat(sep=" "))
         return (
             f"select {d.literal(self.run_id)}, {d.literal(self.campaign.name)}, {IDENTITY}, {file_name}, "
-            f"{REASON} = 'holdout', cast({d.literal(self.record.finished_at.isoformat(sep=' '))} as timestamp) "
+            f"{REASON} = 'holdout', cast({sent_at} as timestamp) "
             f"from {self._plan.staging_table} where {REASON} in ('{EXPORTED}', 'holdout')"
         )
 
     def _check_header_encodable(self, encoder: LineEncoder) -> None:
         """Notes and labels must fit the encoding too; they are not part of the validated rows."""
         spec = self.campaign.spec
-        texts = {"header_note": spec.header_note, "footer_note": spec.footer_note, "": "".join(self._plan.labels)}
+        texts = {
+            "header_note": spec.header_note,
+            "footer_note": spec.footer_note,
+            "": "".join(self._plan.labels),
+        }
         for key, text in texts.items():
             if text is not None and not encodes(text, self.configuration.encoding):
                 what = key or "a column label"
@@ -341,4 +366,3 @@ def _now() -> datetime:
 
 def _safe(run_id: str) -> str:
     return run_id.replace("@", "_").replace(":", "")
-

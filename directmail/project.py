@@ -56,7 +56,12 @@ def load_project(directory: Path, target: str | None = None) -> Project:
     if any(f.level == "error" for f in findings) or config is None:
         raise ConfigError(findings)
     return Project(
-        directory, dbt, config, campaigns, consent_relation, consent_unique_id,
+        directory,
+        dbt,
+        config,
+        campaigns,
+        consent_relation,
+        consent_unique_id,
         [f for f in findings if f.level == "warning"],
     )
 

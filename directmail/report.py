@@ -33,7 +33,9 @@ def to_markdown(record: RunRecord) -> str:
     ]
     if record.files:
         lines += ["| File | Rows | Bytes | SHA-256 |", "|---|---:|---:|---|"]
-        lines += [f"| `{f['name']}` | {f['rows']:,} | {f['bytes']:,} | `{f['sha256']}` |" for f in record.files]
+        lines += [
+            f"| `{f['name']}` | {f['rows']:,} | {f['bytes']:,} | `{f['sha256']}` |" for f in record.files
+        ]
         lines.append("")
     if record.step_seconds:
         lines += ["| Step | Seconds |", "|---|---:|"]

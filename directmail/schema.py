@@ -7,7 +7,6 @@ encoding can represent.
 
 from __future__ import annotations
 
-
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -109,7 +108,9 @@ class ExtractValidator:
         if failure.check.startswith("str_matches"):
             return f"{failure.value!r} is not an ISO 3166-1 alpha-2 country code"
         if failure.check.startswith("str_length"):
-            return f"{len(failure.value)} characters, more than {self.campaign.spec.max_lengths[failure.column]}"
+            return (
+                f"{len(failure.value)} characters, more than {self.campaign.spec.max_lengths[failure.column]}"
+            )
         return f"{failure.value!r} failed {failure.check}"
 
 
@@ -131,5 +132,3 @@ def build_schema(campaign: Campaign, labels: list[str], encoding: str) -> pa.Dat
             checks.append(pa.Check.str_matches(pattern))
         columns[label] = pa.Column(pl.Utf8, checks=checks, nullable=False)
     return pa.DataFrameSchema(columns, strict=False, name=campaign.name)
-
-

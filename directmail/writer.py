@@ -30,7 +30,12 @@ class StagedFile:
     sha256: str
 
     def summary(self) -> dict:
-        return {"name": PurePath(self.name).name, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
+        return {
+            "name": PurePath(self.name).name,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        }
 
 
 class _HashingFile:
@@ -127,7 +132,11 @@ class PartsWriter:
             self._out.close()  # flushes gzip's trailer into the hashing file
         self._raw.close()
         staged = self.files[-1]
-        staged.rows, staged.bytes, staged.sha256 = self._rows_in_part, self._hashing.size, self._hashing.sha.hexdigest()
+        staged.rows, staged.bytes, staged.sha256 = (
+            self._rows_in_part,
+            self._hashing.size,
+            self._hashing.sha.hexdigest(),
+        )
         self._out = self._raw = self._hashing = None
 
 
@@ -143,6 +152,3 @@ def write_manifest(staging_dir: Path, layout: FileLayout, document: dict) -> Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes((json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     return path
-
-
-

@@ -147,7 +147,9 @@ def generate(database: Path, profiles: int, seed: int = 42) -> dict[str, int]:
     with duckdb.connect(str(database)) as con:
         con.execute("create schema if not exists raw_crm")
         con.register("sample_countries", _country_table())
-        con.execute("create or replace temp macro pick(items, h) as items[cast(h % len(items) as bigint) + 1]")
+        con.execute(
+            "create or replace temp macro pick(items, h) as items[cast(h % len(items) as bigint) + 1]"
+        )
         params = {"profiles": profiles, "seed": seed}
         con.execute(PROFILES_SQL, params)
         con.execute(CONSENTS_SQL, {"seed": seed})

@@ -9,7 +9,15 @@ import pytest
 from tests.runner_kit import Kit
 
 REPO = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ["dbt_project.yml", "profiles.yml", "direct_mail.yml", "models", "macros", "seeds", "data-tests"]
+PROJECT_FILES = [
+    "dbt_project.yml",
+    "profiles.yml",
+    "direct_mail.yml",
+    "models",
+    "macros",
+    "seeds",
+    "data-tests",
+]
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -49,8 +49,12 @@ class Kit:
         campaign = Campaign(table, spec, f"model.test.{table}", f"main.{table}", "models/test.yml")
         dbt = DbtProject(self.directory)
         dbt._target_info = TargetInfo("duckdb", "test", SimpleNamespace(path=str(self.database)))
-        self.sql("create table if not exists main.consents (profile_id varchar, marketing_action varchar, consent_value varchar)")
-        return Project(self.directory, dbt, make_config(configuration), {table: campaign}, "main.consents", None)
+        self.sql(
+            "create table if not exists main.consents (profile_id varchar, marketing_action varchar, consent_value varchar)"
+        )
+        return Project(
+            self.directory, dbt, make_config(configuration), {table: campaign}, "main.consents", None
+        )
 
     def run(self, project: Project, campaign: str = "campaign", run_time: str = RUN_TIME, **options):
         run = CampaignRun(project, campaign, RunOptions(parse_run_time(run_time), skip_build=True, **options))

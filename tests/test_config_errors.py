@@ -14,8 +14,11 @@ VALID = {
     "routing": {
         "landing": {"type": "local", "directory": "landing"},
         "mailhouse_sftp": {
-            "type": "sftp", "host": "sftp.example.com", "username": "acme",
-            "password": "${MAILHOUSE_SFTP_PASSWORD}", "known_hosts": "keys/known_hosts",
+            "type": "sftp",
+            "host": "sftp.example.com",
+            "username": "acme",
+            "password": "${MAILHOUSE_SFTP_PASSWORD}",
+            "known_hosts": "keys/known_hosts",
         },
         "later": {"type": "local", "status": "draft", "directory": "later"},
     },
@@ -50,18 +53,78 @@ def test_the_valid_document_loads_and_keeps_secrets_as_references(tmp_path, monk
 @pytest.mark.parametrize(
     ("section", "name", "changes", "expected"),
     [
-        ("configurations", "csv", {"colour": "blue"}, "error: direct_mail.yml: configurations.csv.colour: unknown key"),
-        ("configurations", "csv", {"routing": "later"}, "error: direct_mail.yml: configurations.csv.routing: routing 'later' is a draft"),
-        ("configurations", "csv", {"routing": "nowhere"}, "error: direct_mail.yml: configurations.csv.routing: routing 'nowhere' is not defined"),
-        ("configurations", "csv", {"format": "delimited", "separator": ","}, 'error: direct_mail.yml: configurations.csv: separator must be one of "\\t", ";", "|", "&" for format delimited'),
-        ("configurations", "csv", {"separator": ";"}, 'error: direct_mail.yml: configurations.csv: format csv always uses ","; use format: delimited for another separator'),
-        ("configurations", "csv", {"split_threshold": 0}, "error: direct_mail.yml: configurations.csv.split_threshold: Input should be greater than or equal to 1"),
-        ("configurations", "csv", {"split_threshold": 200001}, "error: direct_mail.yml: configurations.csv.split_threshold: Input should be less than or equal to 200000"),
-        ("configurations", "csv", {"encoding": "utf-16"}, "error: direct_mail.yml: configurations.csv.encoding: Input should be 'utf-8', 'utf-8-sig', 'cp1252' or 'latin-1'"),
-        ("configurations", "csv", {"line_ending": "cr"}, "error: direct_mail.yml: configurations.csv.line_ending: Input should be 'lf' or 'crlf'"),
-        ("routing", "landing", {"type": "ftp"}, "error: direct_mail.yml: routing.landing: Input tag 'ftp' found using 'type' does not match any of the expected tags: 'local', 'sftp', 's3', 'azure'"),
-        ("routing", "mailhouse_sftp", {"password": "hunter2"}, "error: direct_mail.yml: routing.mailhouse_sftp.password: a secret must be written as ${ENV_VAR}, never inline"),
-        ("routing", "mailhouse_sftp", {"port": 70000}, "error: direct_mail.yml: routing.mailhouse_sftp.port: Input should be less than or equal to 65535"),
+        (
+            "configurations",
+            "csv",
+            {"colour": "blue"},
+            "error: direct_mail.yml: configurations.csv.colour: unknown key",
+        ),
+        (
+            "configurations",
+            "csv",
+            {"routing": "later"},
+            "error: direct_mail.yml: configurations.csv.routing: routing 'later' is a draft",
+        ),
+        (
+            "configurations",
+            "csv",
+            {"routing": "nowhere"},
+            "error: direct_mail.yml: configurations.csv.routing: routing 'nowhere' is not defined",
+        ),
+        (
+            "configurations",
+            "csv",
+            {"format": "delimited", "separator": ","},
+            'error: direct_mail.yml: configurations.csv: separator must be one of "\\t", ";", "|", "&" for format delimited',
+        ),
+        (
+            "configurations",
+            "csv",
+            {"separator": ";"},
+            'error: direct_mail.yml: configurations.csv: format csv always uses ","; use format: delimited for another separator',
+        ),
+        (
+            "configurations",
+            "csv",
+            {"split_threshold": 0},
+            "error: direct_mail.yml: configurations.csv.split_threshold: Input should be greater than or equal to 1",
+        ),
+        (
+            "configurations",
+            "csv",
+            {"split_threshold": 200001},
+            "error: direct_mail.yml: configurations.csv.split_threshold: Input should be less than or equal to 200000",
+        ),
+        (
+            "configurations",
+            "csv",
+            {"encoding": "utf-16"},
+            "error: direct_mail.yml: configurations.csv.encoding: Input should be 'utf-8', 'utf-8-sig', 'cp1252' or 'latin-1'",
+        ),
+        (
+            "configurations",
+            "csv",
+            {"line_ending": "cr"},
+            "error: direct_mail.yml: configurations.csv.line_ending: Input should be 'lf' or 'crlf'",
+        ),
+        (
+            "routing",
+            "landing",
+            {"type": "ftp"},
+            "error: direct_mail.yml: routing.landing: Input tag 'ftp' found using 'type' does not match any of the expected tags: 'local', 'sftp', 's3', 'azure'",
+        ),
+        (
+            "routing",
+            "mailhouse_sftp",
+            {"password": "hunter2"},
+            "error: direct_mail.yml: routing.mailhouse_sftp.password: a secret must be written as ${ENV_VAR}, never inline",
+        ),
+        (
+            "routing",
+            "mailhouse_sftp",
+            {"port": 70000},
+            "error: direct_mail.yml: routing.mailhouse_sftp.port: Input should be less than or equal to 65535",
+        ),
     ],
 )
 def test_each_mistake_is_one_line_naming_file_key_and_reason(tmp_path, section, name, changes, expected):
@@ -91,19 +154,29 @@ BASE_META = {"configuration": "csv", "file_name": "out/file.csv"}
 @pytest.mark.parametrize(
     ("changes", "key", "reason"),
     [
-        ({"file_name": "../escape.csv"}, "file_name", "file_name must not contain '..', '.' or empty folders"),
+        (
+            {"file_name": "../escape.csv"},
+            "file_name",
+            "file_name must not contain '..', '.' or empty folders",
+        ),
         ({"file_name": "/etc/passwd"}, "file_name", "file_name must be relative, not absolute"),
         ({"holdout_percent": 51}, "holdout_percent", "Input should be less than or equal to 50"),
         ({"header_note": "two\nlines"}, "header_note", "String should match pattern '^[^\\r\\n]*$'"),
         ({"status": "paused"}, "status", "Input should be 'active' or 'draft'"),
         ({"sort": ["x"]}, "sort", "unknown key"),
-        ({"schedule": {"cron": "every monday"}}, "schedule", "cron 'every monday' is not a 5-field cron expression"),
+        (
+            {"schedule": {"cron": "every monday"}},
+            "schedule",
+            "cron 'every monday' is not a 5-field cron expression",
+        ),
     ],
 )
 def test_campaign_meta_errors_name_the_model_yaml_and_key(changes, key, reason):
     spec, findings = parse_campaign_spec("winter", {**BASE_META, **changes}, "models/campaigns/_c.yml")
     assert spec is None
-    assert [str(f) for f in findings] == [f"error: models/campaigns/_c.yml: models.winter.config.meta.direct_mail.{key}: {reason}"]
+    assert [str(f) for f in findings] == [
+        f"error: models/campaigns/_c.yml: models.winter.config.meta.direct_mail.{key}: {reason}"
+    ]
 
 
 def _campaign(**changes) -> Campaign:
@@ -128,7 +201,8 @@ def test_fifty_one_written_columns_are_refused_but_fifty_plus_identity_pass():
 
 def test_settings_naming_missing_columns_are_refused():
     campaign = _campaign(
-        identity="customer_id", sort_by=["zip desc"],
+        identity="customer_id",
+        sort_by=["zip desc"],
         address_columns={"lines": ["street"], "postal_code": "zip", "city": "town", "country": "cc"},
     )
     reasons = [f.reason for f in check_columns(campaign, ["street", "town", "cc"])]

@@ -22,7 +22,12 @@ create table campaign as select * from (values
 def test_csv_minimal_quoting_nulls_types_notes_and_order(kit):
     kit.sql(MIXED_ROWS)
     project = kit.project(
-        {"file_name": "out/mixed.csv", "header_note": "Mixed, with notes", "footer_note": "END", "sort_by": ["score"]}
+        {
+            "file_name": "out/mixed.csv",
+            "header_note": "Mixed, with notes",
+            "footer_note": "END",
+            "sort_by": ["score"],
+        }
     )
     record = kit.run(project)
 
@@ -43,7 +48,14 @@ def test_csv_minimal_quoting_nulls_types_notes_and_order(kit):
         "run_id": "campaign@2026-11-23T06:00:00Z",
         "run_time": "2026-11-23T06:00:00Z",
         "total_rows": 3,
-        "files": [{"name": "mixed.csv", "rows": 3, "bytes": len(expected), "sha256": hashlib.sha256(expected).hexdigest()}],
+        "files": [
+            {
+                "name": "mixed.csv",
+                "rows": 3,
+                "bytes": len(expected),
+                "sha256": hashlib.sha256(expected).hexdigest(),
+            }
+        ],
     }
     assert record.exported == 3 and record.targeted == 3
 
@@ -56,7 +68,9 @@ def test_delimited_cp1252_crlf_with_exported_identity(kit):
         ) as t(profile_id, "Last Name", "Street", "Offer")"""
     )
     configuration = {"format": "delimited", "separator": ";", "encoding": "cp1252", "line_ending": "crlf"}
-    project = kit.project({"file_name": "mail.txt", "export_identity": True, "footer_note": "Fin ÉTÉ"}, configuration)
+    project = kit.project(
+        {"file_name": "mail.txt", "export_identity": True, "footer_note": "Fin ÉTÉ"}, configuration
+    )
     kit.run(project)
     expected = (
         "profile_id;Last Name;Street;Offer\r\n"
@@ -72,7 +86,9 @@ def test_delimited_cp1252_crlf_with_exported_identity(kit):
     [("\t", b'a\t"b\tc"\td,e\n'), ("|", b'a|"b|c"|d,e\n'), ("&", b"a&b\tc&d,e\n")],
 )
 def test_other_separators_quote_only_their_own_character(kit, separator, line):
-    kit.sql("create table campaign as select 'P1' as profile_id, 'a' as x, 'b' || chr(9) || 'c' as y, 'd,e' as z")
+    kit.sql(
+        "create table campaign as select 'P1' as profile_id, 'a' as x, 'b' || chr(9) || 'c' as y, 'd,e' as z"
+    )
     if separator == "|":
         kit.sql("update campaign set y = 'b|c'")
     project = kit.project({"file_name": "f.txt"}, {"format": "delimited", "separator": separator})
@@ -108,7 +124,13 @@ def test_sort_compares_values_numbers_numerically_nulls_last_and_desc(kit):
 def test_split_parts_keep_global_order_with_timestamp_and_notes(kit):
     kit.sql("create table campaign as select 'P' || i as profile_id, i as n from range(5) t(i)")
     project = kit.project(
-        {"file_name": "drops/list.csv", "append_timestamp": True, "header_note": "H", "footer_note": "F", "sort_by": ["n desc"]},
+        {
+            "file_name": "drops/list.csv",
+            "append_timestamp": True,
+            "header_note": "H",
+            "footer_note": "F",
+            "sort_by": ["n desc"],
+        },
         {"split_threshold": 2},
     )
     record = kit.run(project, run_time="2026-11-23T07:08:09+01:00")
@@ -118,7 +140,9 @@ def test_split_parts_keep_global_order_with_timestamp_and_notes(kit):
     assert files["drops/list_20261123_060809_003.csv"] == b"H\nn\n0\nF\n"
     manifest = json.loads(files["drops/list_20261123_060809.manifest.json"])
     assert [(f["name"], f["rows"]) for f in manifest["files"]] == [
-        ("list_20261123_060809_001.csv", 2), ("list_20261123_060809_002.csv", 2), ("list_20261123_060809_003.csv", 1)
+        ("list_20261123_060809_001.csv", 2),
+        ("list_20261123_060809_002.csv", 2),
+        ("list_20261123_060809_003.csv", 1),
     ]
     assert record.run_id == "campaign@2026-11-23T06:08:09Z"
     sends = kit.sql("select profile_id, file_name from direct_mail.sends order by profile_id")
@@ -134,7 +158,11 @@ def test_exactly_the_threshold_gives_one_file_without_suffix(kit):
 
 def test_gzip_and_utf8_bom_checksums_cover_the_delivered_bytes(kit):
     kit.sql("create table campaign as select 'P1' as profile_id, 'Zoé' as name")
-    kit.run(kit.project({"file_name": "z.csv", "header_note": "note"}, {"compression": "gzip", "encoding": "utf-8-sig"}))
+    kit.run(
+        kit.project(
+            {"file_name": "z.csv", "header_note": "note"}, {"compression": "gzip", "encoding": "utf-8-sig"}
+        )
+    )
     files = kit.landing()
     delivered = files["z.csv.gz"]
     assert gzip.decompress(delivered) == b"\xef\xbb\xbfnote\nname\nZo\xc3\xa9\n"
@@ -178,7 +206,9 @@ def test_required_address_fields_and_country_codes_are_validated(kit):
     with pytest.raises(ExtractInvalid) as raised:
         kit.run(project)
     assert "row 2 (identity P2), column 'line1': required address field is empty" in str(raised.value)
-    assert "row 3 (identity P3), column 'country': 'USA' is not an ISO 3166-1 alpha-2 country code" in str(raised.value)
+    assert "row 3 (identity P3), column 'country': 'USA' is not an ISO 3166-1 alpha-2 country code" in str(
+        raised.value
+    )
 
 
 def test_consent_refusals_are_excluded_for_the_configured_marketing_action_only(kit):
@@ -206,9 +236,9 @@ def test_holdout_is_deterministic_per_campaign_and_profile_and_recorded(kit):
     assert held_first == held_second
     assert 150 <= first.holdout <= 250  # 10 % of 2,000, give or take the hash
     assert first.exported + first.holdout == 2000
-    assert kit.sql("select count(*) from direct_mail.sends where run_id like '%11-23%' and file_name is null") == [
-        (first.holdout,)
-    ]
+    assert kit.sql(
+        "select count(*) from direct_mail.sends where run_id like '%11-23%' and file_name is null"
+    ) == [(first.holdout,)]
 
 
 def test_a_run_id_is_delivered_once_unless_forced(kit):

@@ -28,7 +28,9 @@ class LocalDestination:
             os.replace(temporary, final)
         except OSError as exc:
             temporary.unlink(missing_ok=True)
-            raise DeliveryError(f"could not deliver {relative_name} to {self.root}: {exc.strerror or exc}") from None
+            raise DeliveryError(
+                f"could not deliver {relative_name} to {self.root}: {exc.strerror or exc}"
+            ) from None
 
     def close(self) -> None:
         pass

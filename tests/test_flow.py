@@ -1,0 +1,54 @@
+"""The Prefect flow runs the same pipeline and publishes the report as a markdown artifact."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+RUN_TIME = "2026-11-23T06:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+def test_flow_delivers_and_publishes_the_report_artifact(prefect_harness, sample_project):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.campaign_flow import run_campaign_flow
+
+    record = run_campaign_flow("winter_catalog", RUN_TIME, str(sample_project))
+    assert record.status == "delivered"
+    delivered = sorted(p.name for p in (sample_project / "landing" / "outbound").iterdir())
+    assert "winter_catalog.manifest.json" in delivered and "winter_catalog_002.csv.sha256" in delivered
+    assert set(record.step_seconds) == {"check", "build", "extract", "write", "deliver", "record"}
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["direct-mail-winter-catalog"]))
+        )
+    assert artifacts, "the run report artifact was not created"
+    markdown = artifacts[0].data
+    assert "winter_catalog@2026-11-23T06:00:00Z" in markdown
+    assert f"| Exported | {record.exported:,} |" in markdown
+    assert record.files[0]["sha256"] in markdown
+
+    again = run_campaign_flow("winter_catalog", RUN_TIME, str(sample_project))
+    assert again.status == "skipped" and "already delivered" in again.message
+
+
+def test_library_never_imports_prefect():
+    code = (
+        "import sys, directmail.cli, directmail.pipeline, directmail.project, directmail.checks;"
+        "assert not any(m == 'prefect' or m.startswith('prefect.') for m in sys.modules), 'prefect imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
