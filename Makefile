@@ -28,7 +28,10 @@ demo: sample  ## Sample warehouse → both sample campaigns → files in landing
 test: setup  ## The whole test suite (starts and stops its own servers)
 	$(RUN) pytest -q
 
-lint: setup  ## ruff (Python) and sqlfluff with the dbt templater (SQL)
+warehouse/directmail.duckdb:
+	$(MAKE) sample
+
+lint: setup warehouse/directmail.duckdb  ## ruff (Python) and sqlfluff with the dbt templater (SQL)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) sqlfluff lint models data-tests
@@ -37,8 +40,7 @@ format: setup
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-docs: setup  ## dbt docs (lineage of sources → staging → intermediate → campaigns) into target/
-	test -f warehouse/directmail.duckdb || $(MAKE) sample
+docs: setup warehouse/directmail.duckdb  ## dbt docs (lineage: sources → staging → intermediate → campaigns)
 	$(RUN) dbt docs generate --profiles-dir .
 	@echo "Open target/index.html, or: $(RUN) dbt docs serve --profiles-dir ."
 
