@@ -77,12 +77,8 @@ class RunRecord:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunRecord:
         values = dict(row)
-        for key in ("excluded", "files", "step_seconds"):
-            values[key] = (
-                json.loads(values[key])
-                if values.get(key)
-                else type(cls.__dataclass_fields__[key].default_factory())()
-            )
+        for key, empty in (("excluded", {}), ("files", []), ("step_seconds", {})):
+            values[key] = json.loads(values[key]) if values.get(key) else empty
         return cls(**values)
 
 

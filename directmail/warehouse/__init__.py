@@ -1,0 +1,71 @@
+"""The one interface through which the runner touches the warehouse.
+
+Read a relation as a stream of Arrow record batches, run a statement, write the history tables. DuckDB is
+the first implementation; PostgreSQL (ADBC) and Spark follow the same protocol, chosen by the dbt target's
+adapter type. Nothing else in the library imports a database driver.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from directmail.builder import TargetInfo
+from directmail.errors import ConfigError, Finding
+
+
+class SqlDialect(Protocol):
+    def quote(self, identifier: str) -> str: ...
+
+    def literal(self, value: str) -> str: ...
+
+    def as_text(self, expression: str, type_name: str) -> str:
+        """An expression writing `expression` as contract 3 wants (dates ISO, '.' decimals, NULL → '')."""
+        ...
+
+    def holdout_bucket(self, key_expression: str) -> str:
+        """A stable integer in [0, 10000) from a text key: the same profile is always in or out."""
+        ...
+
+
+class Warehouse(Protocol):
+    dialect: SqlDialect
+
+    def stream(self, sql: str, batch_size: int = 65_536) -> pa.RecordBatchReader: ...
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table: ...
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> None: ...
+
+    def describe(self, sql: str) -> list[tuple[str, str]]:
+        """(column name, type name) of a query, duplicates kept, without running it."""
+        ...
+
+    def declared_columns(self, sql: str) -> list[str] | None:
+        """Output names as the query text declares them (duplicates kept), or None if unknown."""
+        ...
+
+    def append(self, table: str, rows: pa.Table) -> None: ...
+
+    def relation_exists(self, relation: str) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def query_labels(warehouse: Warehouse, sql: str) -> list[str]:
+    """The column labels a model's query produces, duplicates kept where the query text shows them."""
+    return warehouse.declared_columns(sql) or [name for name, _ in warehouse.describe(sql)]
+
+
+def open_warehouse(target: TargetInfo, project_dir: Path) -> Warehouse:
+    if target.adapter_type == "duckdb":
+        from directmail.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+        path = Path(target.duckdb_path)
+        if str(path) != ":memory:" and not path.is_absolute():
+            path = project_dir / path
+        return DuckDBWarehouse(path)
+    reason = f"adapter type '{target.adapter_type}' is not supported yet (supported: duckdb)"
+    raise ConfigError([Finding("profiles.yml", f"target {target.name}", reason)])

@@ -1,0 +1,120 @@
+"""DuckDB, the embedded default warehouse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+
+class DuckDBDialect:
+    def quote(self, identifier: str) -> str:
+        return '"' + identifier.replace('"', '""') + '"'
+
+    def literal(self, value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    def as_text(self, expression: str, type_name: str) -> str:
+        kind = type_name.upper()
+        if kind == "VARCHAR":
+            text = expression
+        elif kind == "DATE":
+            text = f"strftime({expression}, '%Y-%m-%d')"
+        elif kind.startswith("TIMESTAMP WITH TIME ZONE") or kind == "TIMESTAMPTZ":
+            text = _iso_timestamp(f"({expression} at time zone 'UTC')", suffix="Z")
+        elif kind.startswith("TIMESTAMP"):
+            text = _iso_timestamp(f"cast({expression} as timestamp)")
+        else:
+            text = f"cast({expression} as varchar)"
+        return f"coalesce({text}, '')"
+
+    def holdout_bucket(self, key_expression: str) -> str:
+        return f"cast(cast('0x' || left(md5({key_expression}), 8) as ubigint) % 10000 as integer)"
+
+
+def _iso_timestamp(expression: str, suffix: str = "") -> str:
+    """ISO 8601 with a 'T'; fractional seconds only when there are some."""
+    fraction = f"case when epoch_us({expression}) % 1000000 = 0 then '' else strftime({expression}, '.%f') end"
+    return f"strftime({expression}, '%Y-%m-%dT%H:%M:%S') || {fraction} || '{suffix}'"
+
+
+class DuckDBWarehouse:
+    def __init__(self, path: Path | str):
+        self.path = path
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(path))
+        self.dialect = DuckDBDialect()
+
+    def stream(self, sql: str, batch_size: int = 65_536) -> pa.RecordBatchReader:
+        return self._con.sql(sql).to_arrow_reader(batch_size)
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        return self._con.sql(sql, params=params or None).to_arrow_table()
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        self._con.execute(sql, params or [])
+
+    def describe(self, sql: str) -> list[tuple[str, str]]:
+        return [(row[0], row[1]) for row in self._con.execute(f"describe {sql}").fetchall()]
+
+    def declared_columns(self, sql: str) -> list[str] | None:
+        """The output column names a query declares, duplicates kept, or None when it cannot tell.
+
+        DuckDB renames duplicates when a CTE is read with `select *` (`city`, `city_1`), which hides a
+        duplicate label in the dbt style's final `select * from <cte>`; the parsed query does not.
+        """
+        try:
+            tree = json.loads(self._con.execute("select json_serialize_sql(?)", [sql]).fetchone()[0])
+            node = tree["statements"][0]["node"]
+        except (duckdb.Error, KeyError, IndexError, TypeError, json.JSONDecodeError):
+            return None
+        ctes: dict[str, dict] = {}
+        for _ in range(100):
+            if node.get("type") != "SELECT_NODE":
+                return None
+            ctes.update({c["key"]: c["value"]["query_node"] for c in node.get("cte_map", {}).get("map", [])})
+            select_list, source = node["select_list"], node.get("from_table") or {}
+            is_star = len(select_list) == 1 and select_list[0].get("class") == "STAR"
+            if is_star and source.get("type") == "BASE_TABLE" and source.get("table_name") in ctes:
+                if select_list[0].get("exclude_list") or select_list[0].get("replace_list"):
+                    return None
+                node = ctes[source["table_name"]]
+                continue
+            names = []
+            for expression in select_list:
+                name = expression.get("alias") or (
+                    expression.get("column_names", [None])[-1] if expression.get("class") == "COLUMN_REF" else None
+                )
+                if not name:
+                    return None
+                names.append(name)
+            return names
+        return None
+
+    def append(self, table: str, rows: pa.Table) -> None:
+        self._con.register("_directmail_rows", rows)
+        try:
+            columns = ", ".join(self.dialect.quote(name) for name in rows.column_names)
+            self._con.execute(f"insert into {table} ({columns}) select {columns} from _directmail_rows")
+        finally:
+            self._con.unregister("_directmail_rows")
+
+    def relation_exists(self, relation: str) -> bool:
+        try:
+            self._con.execute(f"select 1 from {relation} limit 0")
+        except duckdb.CatalogException:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> DuckDBWarehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
