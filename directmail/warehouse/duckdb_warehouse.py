@@ -35,9 +35,19 @@ class DuckDBDialect:
         return f"cast(cast('0x' || left(md5({key_expression}), 8) as ubigint) % 10000 as integer)"
 
 
+def _output_name(expression: dict) -> str | None:
+    if expression.get("alias"):
+        return expression["alias"]
+    if expression.get("class") == "COLUMN_REF":
+        return expression["column_names"][-1]
+    return None
+
+
 def _iso_timestamp(expression: str, suffix: str = "") -> str:
     """ISO 8601 with a 'T'; fractional seconds only when there are some."""
-    fraction = f"case when epoch_us({expression}) % 1000000 = 0 then '' else strftime({expression}, '.%f') end"
+    fraction = (
+        f"case when epoch_us({expression}) % 1000000 = 0 then '' else strftime({expression}, '.%f') end"
+    )
     return f"strftime({expression}, '%Y-%m-%dT%H:%M:%S') || {fraction} || '{suffix}'"
 
 
@@ -84,15 +94,8 @@ class DuckDBWarehouse:
                     return None
                 node = ctes[source["table_name"]]
                 continue
-            names = []
-            for expression in select_list:
-                name = expression.get("alias") or (
-                    expression.get("column_names", [None])[-1] if expression.get("class") == "COLUMN_REF" else None
-                )
-                if not name:
-                    return None
-                names.append(name)
-            return names
+            names = [_output_name(expression) for expression in select_list]
+            return None if None in names else names
         return None
 
     def append(self, table: str, rows: pa.Table) -> None:
