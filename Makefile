@@ -23,6 +23,7 @@ demo: sample  ## Sample warehouse → both sample campaigns → files in landing
 	$(RUN) directmail run winter_catalog
 	$(RUN) directmail run lapsed_postcard
 	$(RUN) directmail list
+	$(RUN) directmail report winter_catalog
 	@echo; echo "Files delivered to landing/:"; find landing -type f | sort
 
 test: setup  ## The whole test suite (starts and stops its own servers)
