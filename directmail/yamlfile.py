@@ -31,15 +31,14 @@ def findings_from_validation_error(exc, file: str, prefix: str = "") -> list[Fin
     """pydantic errors → findings. Only the error's own text is used, never the offending input."""
     findings = []
     for error in exc.errors(include_input=False, include_url=False):
-        loc = [str(part) for part in error["loc"]]
-        tag = error.get("ctx", {}).get("discriminator")
-        key = ".".join(part for part in loc if part not in _UNION_TAGS or tag)
+        key = ".".join(str(part) for part in error["loc"] if part not in _ROUTING_TAGS)
         reason = _reason(error)
         findings.append(Finding(file, ".".join(p for p in (prefix, key) if p), reason))
     return findings
 
 
-_UNION_TAGS = {"local", "sftp", "s3", "azure", "function-after[_check()]"}
+# pydantic puts the discriminated union's tag into the error location; users never wrote it as a key.
+_ROUTING_TAGS = {"local", "sftp", "s3", "azure"}
 
 
 def _reason(error: dict) -> str:
