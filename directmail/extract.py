@@ -140,5 +140,10 @@ def stream_rows(warehouse: Warehouse, plan: ExtractPlan, batch_size: int = 65_53
     return warehouse.stream(plan.stream_sql(warehouse), batch_size)
 
 
+def file_columns(batch: pa.RecordBatch) -> list[pa.Array]:
+    """A streamed batch's written columns, in file order (without the row number and identity)."""
+    return [batch.column(i) for i in range(2, batch.num_columns)]
+
+
 def drop_staging(warehouse: Warehouse, plan: ExtractPlan) -> None:
     warehouse.execute(f"drop table if exists {plan.staging_table}")

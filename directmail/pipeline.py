@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from directmail.campaign import Campaign, check_columns
+from directmail.campaign import Campaign, check_against_config, check_columns
 from directmail.config import Configuration
 from directmail.delivery import open_destination
 from directmail.errors import AlreadyDelivered, ConfigError, ExtractInvalid, Finding
@@ -26,6 +26,7 @@ from directmail.extract import (
     ConsentRule,
     ExtractPlan,
     drop_staging,
+    file_columns,
     plan_extract,
     reason_counts,
     stream_rows,
@@ -115,9 +116,8 @@ class CampaignRun:
             raise ConfigError(
                 [_campaign_finding(self.campaign, "status", "the campaign is a draft; drafts never run")]
             )
-        if self.configuration is None:
-            reason = f"configuration '{spec.configuration}' is not defined in direct_mail.yml"
-            raise ConfigError([_campaign_finding(self.campaign, "configuration", reason)])
+        if findings := check_against_config(self.campaign, self.project.config):
+            raise ConfigError(findings)
         routing = self.project.config.routing[self.routing_name]
         with self._open_history() as history:
             previous = history.find(self.run_id)
@@ -182,7 +182,7 @@ class CampaignRun:
         configuration, spec = self.configuration, self.campaign.spec
         shutil.rmtree(self.staging_dir, ignore_errors=True)
         self.staging_dir.mkdir(parents=True)
-        encoder = LineEncoder(configuration.field_separator, configuration.newline, configuration.encoding)
+        encoder = self._encoder()
         self._check_header_encodable(encoder)
         validator = ExtractValidator(self.campaign, self._plan.labels, configuration.encoding)
         writer = PartsWriter(
@@ -197,7 +197,7 @@ class CampaignRun:
         for batch in stream_rows(self._warehouse, self._plan, self.options.batch_size):
             validator.validate(batch)
             if validator.failure_count == 0:
-                writer.write([batch.column(i) for i in range(2, batch.num_columns)])
+                writer.write(file_columns(batch))
         staged = writer.close()
         if validator.failure_count:
             shutil.rmtree(self.staging_dir, ignore_errors=True)
@@ -302,13 +302,13 @@ class CampaignRun:
 
     def preview_lines(self, limit: int) -> list[bytes]:
         """The first lines of the first file exactly as written (after extract())."""
-        configuration, spec = self.configuration, self.campaign.spec
-        encoder = LineEncoder(configuration.field_separator, configuration.newline, configuration.encoding)
+        spec = self.campaign.spec
+        encoder = self._encoder()
         lines = [encoder.note(spec.header_note)] if spec.header_note is not None else []
         lines.append(encoder.line(self._plan.labels))
         sql = self._plan.stream_sql(self._warehouse, limit)
         for batch in self._warehouse.stream(sql, self.options.batch_size):
-            lines.append(encoder.rows([batch.column(i) for i in range(2, batch.num_columns)]))
+            lines.append(encoder.rows(file_columns(batch)))
         return lines
 
     def _sends_sql(self) -> str:
@@ -324,6 +324,10 @@ class CampaignRun:
             f"{REASON} = 'holdout', cast({sent_at} as timestamp) "
             f"from {self._plan.staging_table} where {REASON} in ('{EXPORTED}', 'holdout')"
         )
+
+    def _encoder(self) -> LineEncoder:
+        configuration = self.configuration
+        return LineEncoder(configuration.field_separator, configuration.newline, configuration.encoding)
 
     def _check_header_encodable(self, encoder: LineEncoder) -> None:
         """Notes and labels must fit the encoding too; they are not part of the validated rows."""
