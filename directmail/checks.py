@@ -1,12 +1,14 @@
-"""`directmail validate`'s checks that go beyond loading: model columns and the secrets routings need."""
+"""`directmail validate`'s checks beyond loading: model columns, routings (offline), and connections."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from directmail.campaign import check_columns
-from directmail.config import CONFIG_FILE
-from directmail.errors import BuildError, Finding
+from directmail.delivery import probe
+from directmail.delivery.preflight import routing_findings
+from directmail.errors import BuildError, DeliveryError, Finding
 from directmail.project import Project
-from directmail.secrets import SecretRef
 from directmail.warehouse import open_warehouse, query_labels
 
 
@@ -16,22 +18,42 @@ def check_project(project: Project, names: list[str] | None = None) -> list[Find
         if name not in project.campaigns:
             findings.append(Finding("models", name, f"no campaign named '{name}'"))
     selected = [c for n, c in project.campaigns.items() if names is None or n in names]
-    findings += _secret_findings(project)
+    findings += _routing_findings(project)
     if selected:
         findings += _column_findings(project, selected)
     return findings
 
 
-def _secret_findings(project: Project) -> list[Finding]:
+def _routing_findings(project: Project) -> list[Finding]:
+    """Errors for routings in use; the same problems on unused or draft routings are warnings."""
     used = {c.routing for c in project.config.configurations.values()}
     findings = []
     for name, routing in project.config.routing.items():
-        for key, value in routing:
-            if isinstance(value, SecretRef) and not value.is_set():
-                level = "error" if name in used and routing.status == "active" else "warning"
-                reason = f"environment variable {value.name} is not set"
-                findings.append(Finding(CONFIG_FILE, f"routing.{name}.{key}", reason, level))
+        level = "error" if name in used and routing.status == "active" else "warning"
+        findings += routing_findings(name, routing, project.directory, level)
     return findings
+
+
+@dataclass
+class ConnectionCheck:
+    routing: str
+    type: str
+    ok: bool
+    detail: str
+
+
+def check_connections(project: Project) -> list[ConnectionCheck]:
+    """Connect to every active routing, write a probe file and remove it."""
+    results = []
+    for name, routing in project.config.routing.items():
+        if routing.status != "active":
+            continue
+        try:
+            detail = f"can write to {probe(name, routing, project.directory)}"
+            results.append(ConnectionCheck(name, routing.type, True, detail))
+        except DeliveryError as exc:
+            results.append(ConnectionCheck(name, routing.type, False, str(exc)))
+    return results
 
 
 def _column_findings(project: Project, campaigns: list) -> list[Finding]:

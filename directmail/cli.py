@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from directmail.errors import AlreadyDelivered, ConfigError, DirectMailError, Finding
 
@@ -38,7 +39,20 @@ def _load(ctx: typer.Context):
     from directmail.project import load_project
 
     with errors.status("reading the project"):
-        return load_project(ctx.obj.project_dir, ctx.obj.target)
+        project = load_project(ctx.obj.project_dir, ctx.obj.target)
+    if _uses_prefect_secrets(project):
+        from flows import secret_blocks  # noqa: F401  registers the ${prefect:block} resolver
+    return project
+
+
+def _uses_prefect_secrets(project) -> bool:
+    from directmail.secrets import PREFECT, SecretRef
+
+    return any(
+        isinstance(value, SecretRef) and value.scheme == PREFECT
+        for routing in project.config.routing.values()
+        for _, value in routing
+    )
 
 
 def _print_findings(findings: list[Finding]) -> None:
@@ -51,7 +65,9 @@ def _fail(exc: Exception) -> None:
     if isinstance(exc, ConfigError):
         _print_findings(exc.findings)
     else:
-        errors.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
+        from directmail.secrets import scrub
+
+        errors.print(f"error: {scrub(str(exc))}", style="red", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -59,6 +75,9 @@ def _fail(exc: Exception) -> None:
 def validate(
     ctx: typer.Context,
     campaigns: Annotated[list[str] | None, typer.Argument(help="Campaigns to check (default: all).")] = None,
+    check_connections: Annotated[
+        bool, typer.Option(help="Also connect to every active routing and write (then remove) a probe file.")
+    ] = False,
 ) -> None:
     """Check direct_mail.yml and the campaigns; one line per finding."""
     from directmail.checks import check_project
@@ -73,10 +92,26 @@ def validate(
     with errors.status("checking campaign columns"):
         findings = [*project.warnings, *check_project(project, campaigns or None)]
     _print_findings(findings)
-    if any(f.level == "error" for f in findings):
+    failed = any(f.level == "error" for f in findings)
+    if check_connections:
+        failed = not _print_connection_checks(project) or failed
+    if failed:
         raise typer.Exit(1)
     checked = campaigns or list(project.campaigns)
     console.print(f"ok: {len(checked)} campaign(s) valid: {', '.join(checked)}", highlight=False)
+
+
+def _print_connection_checks(project) -> bool:
+    from directmail.checks import check_connections
+
+    with errors.status("connecting to each active routing"):
+        results = check_connections(project)
+    table = Table("routing", "type", "result", "detail")
+    for result in results:
+        verdict = "[green]ok[/green]" if result.ok else "[red]failed[/red]"
+        table.add_row(result.routing, result.type, verdict, Text(result.detail))
+    console.print(table)
+    return all(r.ok for r in results)
 
 
 @app.command("list")

@@ -46,7 +46,12 @@ class LocalRouting(RoutingBase):
     directory: str
 
 
-class SftpRouting(RoutingBase):
+class RemoteRouting(RoutingBase):
+    retries: int = Field(default=3, ge=0, le=10, description="Further attempts after a transient failure")
+    timeout: float = Field(default=30, gt=0, le=3600, description="Seconds to wait on the network")
+
+
+class SftpRouting(RemoteRouting):
     type: Literal["sftp"]
     host: Annotated[str, StringConstraints(min_length=1)]
     port: int = Field(default=22, ge=1, le=65535)
@@ -64,7 +69,7 @@ class SftpRouting(RoutingBase):
         return self
 
 
-class S3Routing(RoutingBase):
+class S3Routing(RemoteRouting):
     type: Literal["s3"]
     bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
     region: Annotated[str, StringConstraints(min_length=1)]
@@ -72,10 +77,12 @@ class S3Routing(RoutingBase):
     access_key_id: Secret | None = None
     secret_access_key: Secret | None = None
     session_token: Secret | None = None
-    endpoint_url: str | None = None
+    endpoint_url: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
+    server_side_encryption: Literal["AES256", "aws:kms"] | None = None
+    kms_key_id: str | None = None
 
 
-class AzureRouting(RoutingBase):
+class AzureRouting(RemoteRouting):
     type: Literal["azure"]
     connection_string: Secret
     container: str

@@ -11,13 +11,22 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from directmail.campaign import Campaign, check_against_config, check_columns
-from directmail.config import Configuration
+from directmail.config import CONFIG_FILE, Configuration, Routing, resolve_directory
 from directmail.delivery import open_destination
-from directmail.errors import AlreadyDelivered, ConfigError, ExtractInvalid, Finding
+from directmail.delivery.preflight import routing_findings
+from directmail.encryption import KeyProblem, encrypt_file, load_public_key
+from directmail.errors import (
+    AlreadyDelivered,
+    ConfigError,
+    DeliveryError,
+    DirectMailError,
+    ExtractInvalid,
+    Finding,
+)
 from directmail.extract import (
     EXPORTED,
     IDENTITY,
@@ -35,6 +44,7 @@ from directmail.history import DELIVERED, History, RunRecord
 from directmail.layout import FileLayout
 from directmail.project import Project
 from directmail.schema import ExtractValidator, encodes
+from directmail.secrets import scrub
 from directmail.textformat import LineEncoder
 from directmail.warehouse import Warehouse, open_warehouse, query_labels
 from directmail.writer import FileTexts, PartsWriter, StagedFile, write_checksum, write_manifest
@@ -98,6 +108,7 @@ class CampaignRun:
             options.run_time,
             append_timestamp=self.campaign.spec.append_timestamp,
             compressed=bool(self.configuration) and self.configuration.compression == "gzip",
+            encrypted=self._routing() is not None and self._routing().encryption_key is not None,
         )
         self._compiled_sql: str | None = None
         self._warehouse: Warehouse | None = None
@@ -119,6 +130,8 @@ class CampaignRun:
         if findings := check_against_config(self.campaign, self.project.config):
             raise ConfigError(findings)
         routing = self.project.config.routing[self.routing_name]
+        if findings := routing_findings(self.routing_name, routing, self.project.directory):
+            raise ConfigError(findings)
         with self._open_history() as history:
             previous = history.find(self.run_id)
         if previous is not None:
@@ -187,7 +200,7 @@ class CampaignRun:
         validator = ExtractValidator(self.campaign, self._plan.labels, configuration.encoding)
         writer = PartsWriter(
             self.staging_dir,
-            self.layout,
+            replace(self.layout, encrypted=False),
             encoder,
             FileTexts(self._plan.labels, spec.header_note, spec.footer_note),
             self.record.exported,
@@ -202,6 +215,8 @@ class CampaignRun:
         if validator.failure_count:
             shutil.rmtree(self.staging_dir, ignore_errors=True)
             raise ExtractInvalid(validator.describe_failures())
+        if self.layout.encrypted:
+            staged = self._encrypt(staged)
         self.staged = staged
         self.record.files = [f.summary() for f in staged]
 
@@ -212,8 +227,7 @@ class CampaignRun:
         previous = History(self._open()).find(self.run_id)
         if previous and previous.status == DELIVERED and not self.options.force:
             raise AlreadyDelivered(f"{self.run_id} was delivered by another run in the meantime")
-        routing = self.project.config.routing[self.routing_name]
-        destination = open_destination(self.routing_name, routing, self.project.directory)
+        destination = open_destination(self.routing_name, self._routing(), self.project.directory)
         try:
             for staged in self.staged:
                 self.progress(f"delivering {staged.name}")
@@ -225,6 +239,12 @@ class CampaignRun:
             if self.configuration.manifest:
                 manifest = write_manifest(self.staging_dir, self.layout, self.manifest())
                 destination.put(manifest, self.layout.manifest_name)
+        except DirectMailError:
+            raise
+        except Exception as exc:  # a library error no destination anticipated: keep its reason, not secrets
+            raise DeliveryError(
+                scrub(f"delivery to {self.routing_name} failed: {type(exc).__name__}: {exc}")
+            ) from None
         finally:
             destination.close()
         self.record.destination = f"{self.routing_name}: {destination.describe()}"
@@ -273,7 +293,7 @@ class CampaignRun:
             return
         self.record.status = "failed"
         self.record.finished_at = _now()
-        self.record.message = str(exc)[:2000]
+        self.record.message = scrub(str(exc))[:2000]
         try:
             History(self._open()).ensure_tables()
             History(self._warehouse).save_run(self.record)
@@ -325,6 +345,23 @@ class CampaignRun:
             f"from {self._plan.staging_table} where {REASON} in ('{EXPORTED}', 'holdout')"
         )
 
+    def _encrypt(self, staged: list[StagedFile]) -> list[StagedFile]:
+        """Replace each staged file by its .gpg; sizes and hashes become those of the delivered bytes."""
+        try:
+            key = load_public_key(resolve_directory(self.project.directory, self._routing().encryption_key))
+            encrypted = []
+            for plain in staged:
+                self.progress(f"encrypting {plain.name} for {key.describe()}")
+                name = plain.name + ".gpg"
+                result = encrypt_file(plain.path, self.staging_dir / name, key, self.layout.compressed)
+                plain.path.unlink()
+                encrypted.append(StagedFile(name, result.path, plain.rows, result.bytes, result.sha256))
+        except KeyProblem as exc:
+            raise ConfigError(
+                [Finding(CONFIG_FILE, f"routing.{self.routing_name}.encryption_key", str(exc))]
+            ) from None
+        return encrypted
+
     def _encoder(self) -> LineEncoder:
         configuration = self.configuration
         return LineEncoder(configuration.field_separator, configuration.newline, configuration.encoding)
@@ -342,6 +379,9 @@ class CampaignRun:
                 what = key or "a column label"
                 reason = f"{what} cannot be written in {self.configuration.encoding}"
                 raise ConfigError([_campaign_finding(self.campaign, key, reason)])
+
+    def _routing(self) -> Routing | None:
+        return self.project.config.routing.get(self.routing_name)
 
     def _open(self) -> Warehouse:
         if self._warehouse is None:

@@ -19,6 +19,7 @@ from directmail.history import RunRecord
 from directmail.pipeline import CampaignRun, RunOptions, parse_run_time
 from directmail.project import load_project
 from directmail.report import to_markdown
+from flows import secret_blocks  # noqa: F401  registers ${prefect:block} secret references
 
 SKIPPED = "skipped"
 RETRIED_STEPS = {"deliver": 2}

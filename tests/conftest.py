@@ -47,3 +47,57 @@ def copy_sample_project(destination: Path, profiles: int = 2000) -> Path:
 def sample_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("DIRECTMAIL_WAREHOUSE", raising=False)
     return copy_sample_project(tmp_path / "project")
+
+
+# -- real servers on 127.0.0.1 (tests/servers.py) ------------------------------------------------------
+
+
+@pytest.fixture
+def sshd():
+    from tests.servers import SshServer
+
+    server = SshServer()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    from tests.servers import S3Server
+
+    server = S3Server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server):
+    s3_server.reset()
+    yield s3_server
+    s3_server.reset()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    from tests.servers import AzuriteServer
+
+    server = AzuriteServer(tmp_path_factory.mktemp("azurite"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mailhouse_key(tmp_path_factory):
+    from tests.servers import MailHouseKey
+
+    key = MailHouseKey(tmp_path_factory.mktemp("mailhouse-key"))
+    try:
+        yield key
+    finally:
+        key.close()

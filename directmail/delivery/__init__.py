@@ -1,12 +1,21 @@
-"""Destinations: put a staged file under its final name atomically (temporary name, then rename)."""
+"""Destinations: put a staged file under its final name atomically, or leave nothing under that name.
+
+Local folders and SFTP write a temporary name and rename it; S3 and Azure Blob commit an object only when
+its upload is complete, so they write the final name directly.
+"""
 
 from __future__ import annotations
 
+import tempfile
+import uuid
 from pathlib import Path
 from typing import Protocol
 
-from directmail.config import LocalRouting, Routing
+from directmail.config import AzureRouting, LocalRouting, Routing, S3Routing, SftpRouting
 from directmail.errors import DeliveryError
+from directmail.secrets import scrub
+
+PROBE_PREFIX = ".directmail-probe-"
 
 
 class Destination(Protocol):
@@ -18,12 +27,50 @@ class Destination(Protocol):
         """Deliver one file under `relative_name`; on failure nothing is left under that name."""
         ...
 
+    def remove(self, relative_name: str) -> None:
+        """Delete a delivered file (used by the connection probe); absent files are fine."""
+        ...
+
     def close(self) -> None: ...
 
 
 def open_destination(name: str, routing: Routing, project_dir: Path) -> Destination:
-    if isinstance(routing, LocalRouting):
-        from directmail.delivery.local import LocalDestination
+    try:
+        if isinstance(routing, LocalRouting):
+            from directmail.delivery.local import LocalDestination
 
-        return LocalDestination(project_dir, routing)
-    raise DeliveryError(f"routing '{name}': delivery of type {routing.type} is not available in this version")
+            return LocalDestination(project_dir, routing)
+        if isinstance(routing, SftpRouting):
+            from directmail.delivery.sftp import SftpDestination
+
+            return SftpDestination(name, routing, project_dir)
+        if isinstance(routing, S3Routing):
+            from directmail.delivery.s3 import S3Destination
+
+            return S3Destination(name, routing)
+        if isinstance(routing, AzureRouting):
+            from directmail.delivery.azure import AzureDestination
+
+            return AzureDestination(name, routing)
+    except LookupError as exc:  # a secret that is not set
+        raise DeliveryError(f"routing '{name}': {exc}") from None
+    raise DeliveryError(f"routing '{name}': unknown routing type {routing.type}")
+
+
+def probe(name: str, routing: Routing, project_dir: Path) -> str:
+    """Connect, authenticate, write a small file and remove it; return where, or raise DeliveryError."""
+    probe_name = f"{PROBE_PREFIX}{uuid.uuid4().hex[:12]}.txt"
+    destination = open_destination(name, routing, project_dir)
+    try:
+        with tempfile.TemporaryDirectory(prefix="dm-probe-") as folder:
+            local = Path(folder) / probe_name
+            local.write_text("directmail connection check; safe to delete\n")
+            destination.put(local, probe_name)
+            destination.remove(probe_name)
+        return destination.describe()
+    except DeliveryError:
+        raise
+    except Exception as exc:
+        raise DeliveryError(scrub(f"routing '{name}': {type(exc).__name__}: {exc}")) from None
+    finally:
+        destination.close()

@@ -32,5 +32,8 @@ class LocalDestination:
                 f"could not deliver {relative_name} to {self.root}: {exc.strerror or exc}"
             ) from None
 
+    def remove(self, relative_name: str) -> None:
+        (self.root / relative_name).unlink(missing_ok=True)
+
     def close(self) -> None:
         pass
