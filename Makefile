@@ -9,11 +9,19 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
-.PHONY: setup sample demo test lint format docs clean
+.PHONY: setup test-servers sample demo test lint format docs clean
 
 setup:  ## Python environment from uv.lock
 	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
+
+test-servers:  ## What the delivery tests start: sshd + gpg (Debian packages, needs root) and Azurite (npm)
+	@if [ ! -x /usr/sbin/sshd ] || ! command -v gpg >/dev/null || ! command -v ssh-keygen >/dev/null; then \
+		echo "installing openssh-server and gnupg"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server gnupg >/dev/null; \
+	fi
+	@mkdir -p /run/sshd 2>/dev/null || true
+	@test -f node_modules/azurite/dist/src/blob/main.js || npm ci --no-audit --no-fund --loglevel=error
 
 sample: setup  ## (Re)generate the sample CRM into warehouse/directmail.duckdb
 	$(RUN) python -m sampledata.generate --database warehouse/directmail.duckdb --profiles $(PROFILES)
@@ -26,7 +34,7 @@ demo: sample  ## Sample warehouse → both sample campaigns → files in landing
 	$(RUN) directmail report winter_catalog
 	@echo; echo "Files delivered to landing/:"; find landing -type f | sort
 
-test: setup  ## The whole test suite (starts and stops its own servers)
+test: setup test-servers  ## The whole test suite (starts and stops its own servers)
 	$(RUN) pytest -q
 
 warehouse/directmail.duckdb:
@@ -46,4 +54,4 @@ docs: setup warehouse/directmail.duckdb  ## dbt docs (lineage: sources → stagi
 	@echo "Open target/index.html, or: $(RUN) dbt docs serve --profiles-dir ."
 
 clean:
-	rm -rf landing .directmail target logs warehouse .prefect
+	rm -rf landing .directmail target logs warehouse .prefect node_modules

@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from directmail.errors import AlreadyDelivered, ConfigError, DirectMailError, Finding
 
@@ -106,11 +105,11 @@ def _print_connection_checks(project) -> bool:
 
     with errors.status("connecting to each active routing"):
         results = check_connections(project)
-    table = Table("routing", "type", "result", "detail")
     for result in results:
-        verdict = "[green]ok[/green]" if result.ok else "[red]failed[/red]"
-        table.add_row(result.routing, result.type, verdict, Text(result.detail))
-    console.print(table)
+        line = f"{'ok' if result.ok else 'failed'}: routing {result.routing} ({result.type}): {result.detail}"
+        (console if result.ok else errors).print(
+            line, style=None if result.ok else "red", markup=False, highlight=False, soft_wrap=True
+        )
     return all(r.ok for r in results)
 
 

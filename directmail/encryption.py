@@ -75,13 +75,13 @@ def load_public_key(path: Path, now: datetime | None = None) -> PublicKey:
             check=False,
         )
     records = [line.split(":") for line in result.stdout.splitlines()]
+    if any(r[0] == "sec" for r in records):
+        raise KeyProblem(f"{path} holds a secret key; give the public key only")
     primaries = [r for r in records if r[0] == "pub"]
     if result.returncode != 0 or not primaries:
         raise KeyProblem(f"{path} is not an OpenPGP public key")
     if len(primaries) > 1:
         raise KeyProblem(f"{path} holds {len(primaries)} keys; give exactly one")
-    if any(r[0] == "sec" for r in records):
-        raise KeyProblem(f"{path} holds a secret key; give the public key only")
     primary = primaries[0]
     fingerprint = next((r[9] for r in records if r[0] == "fpr"), primary[4])
     user_id = next((r[9] for r in records if r[0] == "uid"), fingerprint)

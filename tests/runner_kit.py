@@ -21,11 +21,18 @@ from directmail.project import Project
 RUN_TIME = "2026-11-23T06:00:00Z"
 
 
-def make_config(configuration: dict | None = None, landing: str = "landing") -> DirectMailConfig:
+def make_config(
+    configuration: dict | None = None, landing: str = "landing", routing: dict | None = None
+) -> DirectMailConfig:
+    """A config with a `landing` folder, plus a `remote` routing (used by the configuration) if given."""
+    routings = {"landing": {"type": "local", "directory": landing}}
+    if routing is not None:
+        routings["remote"] = routing
+    used = "remote" if routing is not None else "landing"
     return DirectMailConfig.model_validate(
         {
-            "routing": {"landing": {"type": "local", "directory": landing}},
-            "configurations": {"test": {"routing": "landing", **(configuration or {})}},
+            "routing": routings,
+            "configurations": {"test": {"routing": used, **(configuration or {})}},
             "consent": {"model": "consents"},
         }
     )
@@ -43,7 +50,13 @@ class Kit:
         with duckdb.connect(str(self.database)) as con:
             return con.execute(statement).fetchall()
 
-    def project(self, meta: dict, configuration: dict | None = None, table: str = "campaign") -> Project:
+    def project(
+        self,
+        meta: dict,
+        configuration: dict | None = None,
+        table: str = "campaign",
+        routing: dict | None = None,
+    ) -> Project:
         spec, findings = parse_campaign_spec(table, {"configuration": "test", **meta}, "models/test.yml")
         assert not findings, findings
         campaign = Campaign(table, spec, f"model.test.{table}", f"main.{table}", "models/test.yml")
@@ -53,12 +66,26 @@ class Kit:
             "create table if not exists main.consents (profile_id varchar, marketing_action varchar, consent_value varchar)"
         )
         return Project(
-            self.directory, dbt, make_config(configuration), {table: campaign}, "main.consents", None
+            self.directory,
+            dbt,
+            make_config(configuration, routing=routing),
+            {table: campaign},
+            "main.consents",
+            None,
         )
 
     def run(self, project: Project, campaign: str = "campaign", run_time: str = RUN_TIME, **options):
         run = CampaignRun(project, campaign, RunOptions(parse_run_time(run_time), skip_build=True, **options))
         return run.execute()
+
+    def rows(self, count: int, table: str = "campaign", padding: int = 0) -> None:
+        """A campaign table of `count` distinct people (about 35 + `padding` bytes a row once written)."""
+        extra = f", repeat('x', {padding}) as remark" if padding else ""
+        self.sql(
+            f"create or replace table {table} as select 'P' || lpad(i::varchar, 9, '0') as profile_id, "
+            f"'Name ' || i as name, i || ' Mail Street' as street, 'FR' as country_code{extra} "
+            f"from range({count}) t(i)"
+        )
 
     def landing(self) -> dict[str, bytes]:
         root = self.directory / "landing"

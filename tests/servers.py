@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -22,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SSHD = "/usr/sbin/sshd"
 SFTP_USER = "dmsftp"
-SFTP_PASSWORD = "S3cret-sftp-Pa55"  # noqa: S105  a throwaway account on a loopback-only test server
+SFTP_PASSWORD = "S3cret-sftp-Pa55"
 AZURITE_MAIN = REPO / "node_modules" / "azurite" / "dist" / "src" / "blob" / "main.js"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
@@ -136,9 +137,8 @@ class SshServer:
 
     def kill_sessions(self) -> None:
         """Kill the per-connection children: what a server crash looks like to a client mid-upload."""
-        children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
-        for pid in children.stdout.split():
-            _kill(int(pid))
+        for pid in _descendants(self.process.pid):
+            _kill(pid)
 
     def stop(self) -> None:
         if self.process is None:
@@ -158,11 +158,18 @@ class SshServer:
         }
 
 
+def _descendants(pid: int) -> list[int]:
+    """Session processes, deepest last: privilege-separated sshd forks a monitor, then the user's child."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    found = []
+    for child in map(int, children):
+        found += [child, *_descendants(child)]
+    return found
+
+
 def _kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 # -- S3 (moto) ----------------------------------------------------------------------------------------
@@ -197,7 +204,7 @@ class S3Server:
             endpoint_url=self.endpoint_url,
             region_name=region,
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106
+            aws_secret_access_key="testing",
         )
 
     def create_bucket(self, name: str, region: str = "eu-west-1") -> None:
@@ -271,7 +278,9 @@ class AzuriteServer:
 class MailHouseKey:
     """A throwaway keypair: the public half is given to directmail, the secret half decrypts."""
 
-    def __init__(self, directory: Path, user_id: str = "Mail House <files@mailhouse.example>", expire: str = "never"):
+    def __init__(
+        self, directory: Path, user_id: str = "Mail House <files@mailhouse.example>", expire: str = "never"
+    ):
         self.home = Path(tempfile.mkdtemp(prefix="dm-test-gpg-"))
         self.home.chmod(0o700)
         self._gpg("--quick-gen-key", user_id, "ed25519", "cert,sign", "never")
@@ -282,7 +291,17 @@ class MailHouseKey:
         self.fingerprint = fingerprint
 
     def _gpg(self, *args: str) -> subprocess.CompletedProcess:
-        return run("gpg", "--homedir", str(self.home), "--batch", "--passphrase", "", "--pinentry-mode", "loopback", *args)
+        return run(
+            "gpg",
+            "--homedir",
+            str(self.home),
+            "--batch",
+            "--passphrase",
+            "",
+            "--pinentry-mode",
+            "loopback",
+            *args,
+        )
 
     def _fingerprint(self) -> str:
         listing = self._gpg("--with-colons", "--list-keys").stdout.splitlines()

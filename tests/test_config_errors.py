@@ -117,7 +117,19 @@ def test_the_valid_document_loads_and_keeps_secrets_as_references(tmp_path, monk
             "routing",
             "mailhouse_sftp",
             {"password": "hunter2"},
-            "error: direct_mail.yml: routing.mailhouse_sftp.password: a secret must be written as ${ENV_VAR}, never inline",
+            "error: direct_mail.yml: routing.mailhouse_sftp.password: a secret must be written as ${ENV_VAR} or ${prefect:block-name}, never inline",
+        ),
+        (
+            "routing",
+            "mailhouse_sftp",
+            {"password": "${vault:mailhouse}"},
+            "error: direct_mail.yml: routing.mailhouse_sftp.password: unknown secret scheme 'vault' (use ${ENV_VAR} or ${prefect:block})",
+        ),
+        (
+            "routing",
+            "mailhouse_sftp",
+            {"retries": 11},
+            "error: direct_mail.yml: routing.mailhouse_sftp.retries: Input should be less than or equal to 10",
         ),
         (
             "routing",
@@ -131,6 +143,62 @@ def test_each_mistake_is_one_line_naming_file_key_and_reason(tmp_path, section, 
     lines = errors_for(tmp_path, with_change(section, name, **changes))
     assert lines == [expected]
     assert "hunter2" not in "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("routing", "expected"),
+    [
+        (
+            {"type": "s3", "bucket": "Mail_Drops", "region": "eu-west-1"},
+            "error: direct_mail.yml: routing.drop.bucket: String should match pattern '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$'",
+        ),
+        (
+            {"type": "s3", "bucket": "drops", "region": "eu-west-1", "endpoint_url": "localhost:9000"},
+            "error: direct_mail.yml: routing.drop.endpoint_url: String should match pattern '^https?://'",
+        ),
+        (
+            {"type": "azure", "connection_string": "${AZ}", "container": "Mail--Drops"},
+            "error: direct_mail.yml: routing.drop.container: container names are 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit",
+        ),
+        (
+            {
+                "type": "azure",
+                "connection_string": "DefaultEndpointsProtocol=https;AccountKey=abc",
+                "container": "drops",
+            },
+            "error: direct_mail.yml: routing.drop.connection_string: a secret must be written as ${ENV_VAR} or ${prefect:block-name}, never inline",
+        ),
+    ],
+)
+def test_cloud_routing_mistakes(tmp_path, routing, expected):
+    document = yaml.safe_load(yaml.safe_dump(VALID))
+    document["routing"]["drop"] = routing
+    lines = errors_for(tmp_path, document)
+    assert lines == [expected]
+    assert "AccountKey=abc" not in "\n".join(lines)
+
+
+def test_prefect_secret_references_and_scrubbing(monkeypatch):
+    from directmail import secrets
+    from directmail.config import SftpRouting
+
+    routing = SftpRouting.model_validate(
+        {
+            "type": "sftp",
+            "host": "h",
+            "username": "u",
+            "password": "${prefect:mailhouse-pass}",
+            "known_hosts": "k",
+        }
+    )
+    assert routing.password == SecretRef("mailhouse-pass", "prefect")
+    assert repr(routing.password) == "SecretRef(${prefect:mailhouse-pass})"
+    with pytest.raises(LookupError, match="needs the Prefect integration"):
+        SecretRef("nobody-registered-this", "otherscheme").reveal()
+    monkeypatch.setitem(secrets._resolvers, "prefect", lambda name: f"value-of-{name}-42")
+    assert routing.password.reveal() == "value-of-mailhouse-pass-42"
+    assert "value-of-mailhouse-pass-42" not in repr(routing)
+    assert secrets.scrub("login with value-of-mailhouse-pass-42 failed") == "login with *** failed"
 
 
 def test_missing_known_hosts_and_credentials_are_reported_together(tmp_path):

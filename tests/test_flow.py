@@ -52,3 +52,28 @@ def test_library_never_imports_prefect():
         "assert not any(m == 'prefect' or m.startswith('prefect.') for m in sys.modules), 'prefect imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_routing_secret_from_a_prefect_secret_block(prefect_harness, sshd, tmp_path):
+    from prefect.blocks.system import Secret
+
+    import flows.secret_blocks  # noqa: F401  registers ${prefect:…}
+    from directmail.config import SftpRouting
+    from directmail.delivery import probe
+    from directmail.secrets import scrub
+    from tests.servers import SFTP_PASSWORD
+
+    Secret(value=SFTP_PASSWORD).save("mailhouse-sftp-password", overwrite=True)
+    routing = SftpRouting.model_validate(
+        {
+            "type": "sftp",
+            "host": "127.0.0.1",
+            "port": sshd.port,
+            "username": sshd.user,
+            "password": "${prefect:mailhouse-sftp-password}",
+            "known_hosts": str(sshd.write_known_hosts(tmp_path / "known_hosts")),
+            "directory": str(sshd.root),
+        }
+    )
+    assert probe("mailhouse", routing, tmp_path).startswith("sftp://dmsftp@127.0.0.1")
+    assert scrub(f"password was {SFTP_PASSWORD}") == "password was ***"

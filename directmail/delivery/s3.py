@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
 from directmail.config import S3Routing
 from directmail.delivery.retry import describe_exception
@@ -74,7 +74,10 @@ class S3Destination:
             return DeliveryError(
                 f"{where}: {what}: access refused ({code}): check the credentials and policy"
             )
-        return DeliveryError(f"{where}: {what}: {describe_exception(exc)}")
+        reason = describe_exception(exc)
+        if isinstance(exc, ConnectionError | HTTPClientError):  # botocore retried these already
+            reason += f" (gave up after {self.routing.retries + 1} attempts)"
+        return DeliveryError(f"{where}: {what}: {reason}")
 
     def _check_bucket(self) -> None:
         if self._bucket_checked:
