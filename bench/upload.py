@@ -9,6 +9,7 @@ Prints MB/s for each (best of --repeat) and the ratio directmail SFTP / OpenSSH 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import subprocess
@@ -24,15 +25,16 @@ from tests.servers import S3Server, SshServer
 
 def extract_like_file(path: Path, megabytes: int) -> Path:
     """CSV-shaped text that does not compress to nothing (ciphers see realistic bytes)."""
-    line_count = megabytes * 1_000_000 // 100
+    target, written, i = megabytes * 1_000_000, 0, 0
     with path.open("wb") as out:
-        block = []
-        for i in range(line_count):
-            block.append(f"P{i:09d},Name {os.urandom(6).hex()},{i} Mail Street,{i % 99999:05d},Paris,FR,x\n")
-            if len(block) == 10_000:
-                out.write("".join(block).encode())
-                block = []
-        out.write("".join(block).encode())
+        while written < target:
+            block = "".join(
+                f"P{n:09d},Name {os.urandom(6).hex()},{n} Mail Street,{n % 99999:05d},Paris,FR,x\n"
+                for n in range(i, i + 10_000)
+            ).encode()
+            out.write(block)
+            written += len(block)
+            i += 10_000
     return path
 
 
@@ -75,6 +77,7 @@ def openssh_put(server: SshServer, known_hosts: Path, source: Path, work: Path) 
 
 
 def main() -> None:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
