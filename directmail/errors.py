@@ -41,7 +41,15 @@ class ExtractInvalid(DirectMailError):
 
 
 class DeliveryError(DirectMailError):
-    """A file could not be delivered; nothing was left under its final name."""
+    """A file could not be delivered; nothing was left under its final name.
+
+    `transient` marks failures worth another try later (the server was unreachable or dropped the
+    connection after our own retries); a refused password or host key is not.
+    """
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 class AlreadyDelivered(DirectMailError):

@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from directmail.errors import AlreadyDelivered
+from directmail.errors import AlreadyDelivered, DeliveryError
 from directmail.history import RunRecord
 from directmail.pipeline import CampaignRun, RunOptions, parse_run_time
 from directmail.project import load_project
@@ -48,7 +48,11 @@ def run_campaign_flow(
     run = CampaignRun(project, campaign, options, progress=logger.info)
     try:
         for name, _ in run.steps():
-            step = run_step.with_options(retries=RETRIED_STEPS.get(name, 0), retry_delay_seconds=5)
+            step = run_step.with_options(
+                retries=RETRIED_STEPS.get(name, 0),
+                retry_delay_seconds=30,
+                retry_condition_fn=_worth_retrying,
+            )
             step(run, name)
     except AlreadyDelivered as exc:
         logger.info(str(exc))
@@ -62,6 +66,17 @@ def run_campaign_flow(
         run.close()
     _publish(run.record)
     return run.record
+
+
+def _worth_retrying(task, task_run, state) -> bool:
+    """Retry delivery later only when the server was unreachable; a refused login fails at once."""
+    try:
+        state.result()
+    except DeliveryError as exc:
+        return exc.transient
+    except Exception:
+        return False
+    return False
 
 
 def _publish(record: RunRecord) -> None:

@@ -107,6 +107,7 @@ def test_wrong_password_is_a_clear_error_without_the_password(sshd, known_hosts,
         f"sftp routing 'remote' (127.0.0.1:{sshd.port}): authentication failed for user 'dmsftp' (tried password)"
     )
     assert "Wrong-Pa55word-123" not in message
+    assert caught.value.transient is False  # the Prefect flow will not retry it either
     assert time.monotonic() - started < 5  # not retried: a refused password is not transient
 
 
@@ -219,3 +220,4 @@ def test_unreachable_server_is_retried_then_fails_with_the_reason(sshd, known_ho
         f"sftp routing 'remote' (127.0.0.1:{port}): upload of .directmail-probe-"
     )
     assert "Connection refused (gave up after 3 attempts)" in str(caught.value)
+    assert caught.value.transient is True  # worth another try later (the Prefect flow retries delivery)

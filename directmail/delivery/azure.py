@@ -15,6 +15,8 @@ from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
     ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
 )
 from azure.storage.blob import BlobServiceClient
 
@@ -69,7 +71,8 @@ class AzureDestination:
             isinstance(exc, HttpResponseError) and exc.status_code == 403
         ):
             return DeliveryError(f"{where}: {what}: access refused: check the connection string's key or SAS")
-        return DeliveryError(f"{where}: {what}: {describe_exception(exc)}")
+        transient = isinstance(exc, ServiceRequestError | ServiceResponseError)  # azure-core retried these
+        return DeliveryError(f"{where}: {what}: {describe_exception(exc)}", transient=transient)
 
     def _check_container(self) -> None:
         if self._container_checked:

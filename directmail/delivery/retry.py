@@ -48,7 +48,9 @@ def with_retries(
             if not is_transient(exc):
                 raise DeliveryError(f"{what}: {reason}") from None
             if attempt == attempts:
-                raise DeliveryError(f"{what}: {reason} (gave up after {attempts} attempts)") from None
+                raise DeliveryError(
+                    f"{what}: {reason} (gave up after {attempts} attempts)", transient=True
+                ) from None
             delay = base_delay * 2 ** (attempt - 1)
             log.warning(
                 "%s: %s; retrying in %.0f s (attempt %d of %d)", what, reason, delay, attempt + 1, attempts

@@ -75,9 +75,10 @@ class S3Destination:
                 f"{where}: {what}: access refused ({code}): check the credentials and policy"
             )
         reason = describe_exception(exc)
-        if isinstance(exc, ConnectionError | HTTPClientError):  # botocore retried these already
+        transient = isinstance(exc, ConnectionError | HTTPClientError)
+        if transient:  # botocore retried these already
             reason += f" (gave up after {self.routing.retries + 1} attempts)"
-        return DeliveryError(f"{where}: {what}: {reason}")
+        return DeliveryError(f"{where}: {what}: {reason}", transient=transient)
 
     def _check_bucket(self) -> None:
         if self._bucket_checked:
