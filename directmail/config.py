@@ -69,11 +69,20 @@ class SftpRouting(RemoteRouting):
         return self
 
 
-class S3Routing(RemoteRouting):
+class ObjectStoreRouting(RemoteRouting):
+    prefix: str = Field(default="", description="A folder inside the bucket or container")
+
+    @property
+    def folder(self) -> str:
+        """The prefix as a folder: no leading slash, one trailing slash (or empty)."""
+        prefix = self.prefix.strip("/")
+        return f"{prefix}/" if prefix else ""
+
+
+class S3Routing(ObjectStoreRouting):
     type: Literal["s3"]
     bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
     region: Annotated[str, StringConstraints(min_length=1)]
-    prefix: str = ""
     access_key_id: Secret | None = None
     secret_access_key: Secret | None = None
     session_token: Secret | None = None
@@ -82,11 +91,10 @@ class S3Routing(RemoteRouting):
     kms_key_id: str | None = None
 
 
-class AzureRouting(RemoteRouting):
+class AzureRouting(ObjectStoreRouting):
     type: Literal["azure"]
     connection_string: Secret
     container: str
-    prefix: str = ""
 
     @field_validator("container")
     @classmethod

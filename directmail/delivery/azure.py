@@ -54,14 +54,10 @@ class AzureDestination:
         self._container_checked = False
 
     def describe(self) -> str:
-        return f"azure://{self.account}/{self.routing.container}/{self._prefix()}"
-
-    def _prefix(self) -> str:
-        prefix = self.routing.prefix.strip("/")
-        return f"{prefix}/" if prefix else ""
+        return f"azure://{self.account}/{self.routing.container}/{self.routing.folder}"
 
     def blob_name(self, relative_name: str) -> str:
-        return self._prefix() + relative_name
+        return self.routing.folder + relative_name
 
     def _fail(self, what: str, exc: Exception) -> DeliveryError:
         where = f"azure routing '{self.name}' (container {self.routing.container})"

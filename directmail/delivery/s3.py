@@ -55,15 +55,11 @@ class S3Destination:
         self._bucket_checked = False
 
     def describe(self) -> str:
-        where = f"s3://{self.routing.bucket}/{self._prefix()}"
+        where = f"s3://{self.routing.bucket}/{self.routing.folder}"
         return f"{where} ({self.routing.endpoint_url})" if self.routing.endpoint_url else where
 
-    def _prefix(self) -> str:
-        prefix = self.routing.prefix.strip("/")
-        return f"{prefix}/" if prefix else ""
-
     def key(self, relative_name: str) -> str:
-        return self._prefix() + relative_name
+        return self.routing.folder + relative_name
 
     def _fail(self, what: str, exc: Exception) -> DeliveryError:
         where = f"s3 routing '{self.name}' (bucket {self.routing.bucket})"
