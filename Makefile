@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
-.PHONY: setup test-servers sample demo test lint format docs clean
+.PHONY: setup test-servers sample demo test lint format docs clean ui serve
 
 setup:  ## Python environment from uv.lock
 	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --quiet uv
@@ -55,3 +55,9 @@ docs: setup warehouse/directmail.duckdb  ## dbt docs (lineage: sources → stagi
 
 clean:
 	rm -rf landing .directmail target logs warehouse .prefect node_modules
+
+ui:  ## Local Prefect server and UI on http://127.0.0.1:4200 (state in .prefect/)
+	$(RUN) prefect server start --host 127.0.0.1 --port 4200
+
+serve:  ## Serve the scheduled campaigns as Prefect deployments (needs `make ui` running)
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(RUN) directmail serve

@@ -113,6 +113,70 @@ def _print_connection_checks(project) -> bool:
     return all(r.ok for r in results)
 
 
+def _prefect_api_url() -> str:
+    """Deployments need a Prefect server the operators can see; the temporary one would vanish."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        errors.print(
+            "error: no Prefect server configured: start one with `make ui`, then "
+            "export PREFECT_API_URL=http://127.0.0.1:4200/api (or point it at your team's server)",
+            style="red",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    return url
+
+
+def _print_registration(deployments, retired, where: str) -> None:
+    for deployment in deployments:
+        schedule = deployment.schedules[0].schedule
+        when = getattr(schedule, "cron", None) or getattr(schedule, "rrule", "").replace("\n", " ")
+        console.print(
+            f"deployment direct-mail-campaign/{deployment.name}: {when} ({schedule.timezone}) {where}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for item in retired:
+        line = f"paused direct-mail-campaign/{item.name}: {item.reason}"
+        console.print(line, highlight=False, soft_wrap=True)
+    if not deployments:
+        console.print("no active campaign has a schedule: nothing to serve", highlight=False)
+
+
+@app.command()
+def serve(ctx: typer.Context) -> None:
+    """Run every active, scheduled campaign as a Prefect deployment in this process (until Ctrl-C)."""
+    url = _prefect_api_url()
+    try:
+        project = _load(ctx)
+    except DirectMailError as exc:
+        _fail(exc)
+    from flows.serve import register, serve_deployments
+
+    deployments, retired = register(project)
+    _print_registration(deployments, retired, f"served from here via {url}")
+    serve_deployments(deployments)
+
+
+@app.command()
+def deploy(
+    ctx: typer.Context,
+    work_pool: Annotated[str, typer.Option(help="Prefect work pool whose workers will run the campaigns.")],
+) -> None:
+    """Register every active, scheduled campaign as a deployment for a work pool's workers."""
+    url = _prefect_api_url()
+    try:
+        project = _load(ctx)
+    except DirectMailError as exc:
+        _fail(exc)
+    from flows.serve import register
+
+    deployments, retired = register(project, work_pool)
+    _print_registration(deployments, retired, f"on work pool {work_pool} at {url}")
+
+
 @app.command("list")
 def list_campaigns(ctx: typer.Context) -> None:
     """Campaigns with status, configuration, routing, schedule and last run."""

@@ -42,6 +42,7 @@ from directmail.extract import (
 )
 from directmail.history import DELIVERED, History, RunRecord
 from directmail.layout import FileLayout
+from directmail.locking import exclusive, lock_path
 from directmail.project import Project
 from directmail.schema import ExtractValidator, encodes
 from directmail.secrets import scrub
@@ -265,11 +266,19 @@ class CampaignRun:
         methods = [self.check, self.build, self.extract, self.write, self.deliver, self.record_run]
         return list(zip(STEPS, methods, strict=True))
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the warehouse for the whole run: a second run waits here rather than failing."""
+        path = lock_path(self.project.dbt.target_info(), self.project.directory)
+        with exclusive(path, self.progress):
+            yield
+
     def execute(self) -> RunRecord:
         try:
-            for name, step in self.steps():
-                with self.timed(name):
-                    step()
+            with self.exclusive():
+                for name, step in self.steps():
+                    with self.timed(name):
+                        step()
         except AlreadyDelivered:
             raise
         except Exception as exc:

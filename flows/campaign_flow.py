@@ -16,7 +16,8 @@ from prefect.cache_policies import NO_CACHE
 
 from directmail.errors import AlreadyDelivered, DeliveryError
 from directmail.history import RunRecord
-from directmail.pipeline import CampaignRun, RunOptions, parse_run_time
+from directmail.locking import exclusive
+from directmail.pipeline import WORK_DIR, CampaignRun, RunOptions, parse_run_time
 from directmail.project import load_project
 from directmail.report import to_markdown
 from flows import secret_blocks  # noqa: F401  registers ${prefect:block} secret references
@@ -43,17 +44,21 @@ def run_campaign_flow(
     skip_build: bool = False,
 ) -> RunRecord:
     logger = get_run_logger()
-    project = load_project(Path(project_dir), target)
-    options = RunOptions(parse_run_time(run_time), dry_run=dry_run, force=force, skip_build=skip_build)
-    run = CampaignRun(project, campaign, options, progress=logger.info)
+    # dbt is not thread-safe: runs in one serve process (threads) take turns for the project as a whole,
+    # and CampaignRun.exclusive() makes runs in other processes take turns for the warehouse.
+    with exclusive(Path(project_dir) / WORK_DIR / "flow.lock", logger.info):
+        project = load_project(Path(project_dir), target)
+        options = RunOptions(
+            parse_run_time(run_time or _scheduled_time()), dry_run=dry_run, force=force, skip_build=skip_build
+        )
+        run = CampaignRun(project, campaign, options, progress=logger.info)
+        with run.exclusive():
+            return _execute(run, logger)
+
+
+def _execute(run: CampaignRun, logger) -> RunRecord:
     try:
-        for name, _ in run.steps():
-            step = run_step.with_options(
-                retries=RETRIED_STEPS.get(name, 0),
-                retry_delay_seconds=30,
-                retry_condition_fn=_worth_retrying,
-            )
-            step(run, name)
+        _run_steps(run)
     except AlreadyDelivered as exc:
         logger.info(str(exc))
         run.record.status, run.record.message = SKIPPED, str(exc)
@@ -66,6 +71,24 @@ def run_campaign_flow(
         run.close()
     _publish(run.record)
     return run.record
+
+
+def _run_steps(run: CampaignRun) -> None:
+    for name, _ in run.steps():
+        step = run_step.with_options(
+            retries=RETRIED_STEPS.get(name, 0),
+            retry_delay_seconds=30,
+            retry_condition_fn=_worth_retrying,
+        )
+        step(run, name)
+
+
+def _scheduled_time() -> str | None:
+    """A deployment's run uses its scheduled slot as run time: a retried or duplicated slot has one run id."""
+    from prefect.runtime import flow_run
+
+    scheduled = flow_run.scheduled_start_time
+    return scheduled.isoformat() if scheduled is not None else None
 
 
 def _worth_retrying(task, task_run, state) -> bool:

@@ -1,0 +1,123 @@
+"""Every active campaign with a schedule becomes a Prefect deployment of `direct-mail-campaign`.
+
+`directmail serve` (or `python -m flows.serve`) registers them and runs them in this process;
+`directmail deploy --work-pool P` registers them for a worker of that pool instead. Either way,
+deployments of this project whose campaign was removed, set to draft or unscheduled are paused (their
+runs stay in the UI's history), and a deployment is named after its campaign, so serving again after
+editing a campaign's YAML updates it in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from prefect import serve
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags, FlowFilter, FlowFilterName
+from prefect.client.schemas.schedules import CronSchedule, RRuleSchedule
+from prefect.deployments.runner import RunnerDeployment
+
+from directmail.campaign import Campaign, Schedule
+from directmail.project import Project, load_project
+from flows.campaign_flow import run_campaign_flow
+
+FLOW_NAME = "direct-mail-campaign"
+TAG = "directmail"
+
+
+def prefect_schedule(schedule: Schedule) -> CronSchedule | RRuleSchedule:
+    """cron + timezone as is (Prefect handles daylight saving); `at` as a one-off (RRULE COUNT=1)."""
+    if schedule.cron is not None:
+        return CronSchedule(cron=schedule.cron, timezone=schedule.timezone)
+    local = schedule.at.astimezone(ZoneInfo(schedule.timezone))
+    rule = f"DTSTART:{local:%Y%m%dT%H%M%S}\nRRULE:FREQ=DAILY;COUNT=1"
+    return RRuleSchedule(rrule=rule, timezone=schedule.timezone)
+
+
+def is_scheduled(campaign: Campaign) -> bool:
+    return campaign.spec.status == "active" and campaign.spec.schedule is not None
+
+
+def campaign_deployments(project: Project) -> list[RunnerDeployment]:
+    project_dir = str(project.directory.resolve())
+    deployments = []
+    for name, campaign in sorted(project.campaigns.items()):
+        if not is_scheduled(campaign):
+            continue
+        deployments.append(
+            run_campaign_flow.to_deployment(
+                name=name,
+                schedules=[prefect_schedule(campaign.spec.schedule)],
+                parameters={"campaign": name, "project_dir": project_dir},
+                description=f"Direct mail campaign {name} (configuration {campaign.spec.configuration})",
+                tags=[TAG],
+                paused=False,
+            )
+        )
+    return deployments
+
+
+@dataclass
+class Retired:
+    name: str
+    reason: str
+
+
+def pause_retired(project: Project) -> list[Retired]:
+    """Pause this project's deployments whose campaign no longer runs on a schedule."""
+    project_dir = str(project.directory.resolve())
+    retired = []
+    with get_client(sync_client=True) as client:
+        existing = client.read_deployments(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
+            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[TAG])),
+        )
+        for deployment in existing:
+            if deployment.parameters.get("project_dir") != project_dir:
+                continue
+            campaign = project.campaigns.get(deployment.name)
+            if campaign is not None and is_scheduled(campaign):
+                continue
+            if campaign is None:
+                reason = "campaign removed"
+            elif campaign.spec.status != "active":
+                reason = "campaign is a draft"
+            else:
+                reason = "campaign has no schedule"
+            if not deployment.paused:  # stopping `serve` pauses its deployments already
+                client.pause_deployment(deployment.id)
+            retired.append(Retired(deployment.name, reason))
+    return retired
+
+
+def register(project: Project, work_pool: str | None = None) -> tuple[list[RunnerDeployment], list[Retired]]:
+    """Create or update the deployments (for a work pool if given) and pause the retired ones."""
+    deployments = campaign_deployments(project)
+    if work_pool is not None:
+        for deployment in deployments:
+            deployment.apply(work_pool_name=work_pool)
+    return deployments, pause_retired(project)
+
+
+def serve_deployments(deployments: list[RunnerDeployment]) -> None:
+    """Run scheduled and hand-triggered runs in this process until stopped (then Prefect pauses them)."""
+    if deployments:
+        serve(*deployments, print_starting_message=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the project's scheduled campaigns with Prefect.")
+    parser.add_argument("--project-dir", default=".")
+    parser.add_argument("--target")
+    args = parser.parse_args()
+    deployments, retired = register(load_project(Path(args.project_dir), args.target))
+    for item in retired:
+        print(f"paused {FLOW_NAME}/{item.name}: {item.reason}")
+    serve_deployments(deployments)
+
+
+if __name__ == "__main__":
+    main()
