@@ -77,3 +77,23 @@ def test_routing_secret_from_a_prefect_secret_block(prefect_harness, sshd, tmp_p
     )
     assert probe("mailhouse", routing, tmp_path).startswith("sftp://dmsftp@127.0.0.1")
     assert scrub(f"password was {SFTP_PASSWORD}") == "password was ***"
+
+
+def test_a_failed_delivery_ends_the_flow_run_failed_with_its_reason(prefect_harness, sample_project):
+    import yaml
+
+    from flows.campaign_flow import run_campaign_flow
+    from tests.test_sample_project import query
+
+    (sample_project / "not-a-folder").write_text("a file where the landing folder should be\n")
+    config_file = sample_project / "direct_mail.yml"
+    config = yaml.safe_load(config_file.read_text())
+    config["routing"]["landing"]["directory"] = "not-a-folder"
+    config_file.write_text(yaml.safe_dump(config))
+
+    state = run_campaign_flow("lapsed_postcard", RUN_TIME, str(sample_project), return_state=True)
+    assert state.is_failed()
+    assert "could not deliver postcards/lapsed_postcard_20261123_060000.txt to " in state.message
+    assert state.message.endswith(": Not a directory")
+    [(status, message)] = query(sample_project, "select status, message from direct_mail.runs")
+    assert status == "failed" and "Not a directory" in message

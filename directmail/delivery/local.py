@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -27,7 +28,8 @@ class LocalDestination:
                 os.fsync(handle.fileno())
             os.replace(temporary, final)
         except OSError as exc:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # e.g. the folder is a file: there is no temporary to remove
+                temporary.unlink(missing_ok=True)
             raise DeliveryError(
                 f"could not deliver {relative_name} to {self.root}: {exc.strerror or exc}"
             ) from None
