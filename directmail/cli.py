@@ -190,7 +190,11 @@ def list_campaigns(ctx: typer.Context) -> None:
         warehouse.close()
     except DirectMailError as exc:
         _fail(exc)
-    table = Table("campaign", "status", "configuration", "routing", "schedule", "last run")
+    table = Table()
+    for heading in ("campaign", "status", "configuration", "routing"):
+        table.add_column(heading, no_wrap=True)  # names are copied into commands: never split them
+    table.add_column("schedule")
+    table.add_column("last run")
     for name, campaign in project.campaigns.items():
         spec = campaign.spec
         configuration = project.config.configurations.get(spec.configuration)
