@@ -45,12 +45,12 @@ def _load(ctx: typer.Context):
 
 
 def _uses_prefect_secrets(project) -> bool:
-    from directmail.secrets import PREFECT, SecretRef
+    from directmail.secrets import PREFECT
 
     return any(
-        isinstance(value, SecretRef) and value.scheme == PREFECT
+        secret.scheme == PREFECT
         for routing in project.config.routing.values()
-        for _, value in routing
+        for _, secret in routing.secrets()
     )
 
 

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from directmail.errors import ConfigError, Finding
-from directmail.secrets import Secret
+from directmail.secrets import Secret, SecretRef
 from directmail.yamlfile import findings_from_validation_error, load_yaml_mapping
 
 CONFIG_FILE = "direct_mail.yml"
@@ -39,6 +39,10 @@ class RoutingBase(StrictModel):
     encryption_key: str | None = Field(
         default=None, description="Path to an armored OpenPGP public key; delivered files get .gpg"
     )
+
+    def secrets(self) -> list[tuple[str, SecretRef]]:
+        """The keys that hold secret references, with the references (never the values)."""
+        return [(key, value) for key, value in self if isinstance(value, SecretRef)]
 
 
 class LocalRouting(RoutingBase):

@@ -109,7 +109,7 @@ class CampaignRun:
             options.run_time,
             append_timestamp=self.campaign.spec.append_timestamp,
             compressed=bool(self.configuration) and self.configuration.compression == "gzip",
-            encrypted=self._routing() is not None and self._routing().encryption_key is not None,
+            encrypted=getattr(self._routing(), "encryption_key", None) is not None,
         )
         self._compiled_sql: str | None = None
         self._warehouse: Warehouse | None = None
@@ -130,7 +130,7 @@ class CampaignRun:
             )
         if findings := check_against_config(self.campaign, self.project.config):
             raise ConfigError(findings)
-        routing = self.project.config.routing[self.routing_name]
+        routing = self._routing()
         if findings := routing_findings(self.routing_name, routing, self.project.directory):
             raise ConfigError(findings)
         with self._open_history() as history:

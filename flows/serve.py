@@ -38,7 +38,7 @@ def prefect_schedule(schedule: Schedule) -> CronSchedule | RRuleSchedule:
 
 
 def is_scheduled(campaign: Campaign) -> bool:
-    return campaign.spec.status == "active" and campaign.spec.schedule is not None
+    return campaign.is_active and campaign.spec.schedule is not None
 
 
 def campaign_deployments(project: Project) -> list[RunnerDeployment]:
@@ -83,7 +83,7 @@ def pause_retired(project: Project) -> list[Retired]:
                 continue
             if campaign is None:
                 reason = "campaign removed"
-            elif campaign.spec.status != "active":
+            elif not campaign.is_active:
                 reason = "campaign is a draft"
             else:
                 reason = "campaign has no schedule"

@@ -11,7 +11,7 @@ from pathlib import Path
 from directmail.config import CONFIG_FILE, Routing, SftpRouting, resolve_directory
 from directmail.encryption import KeyProblem, load_public_key
 from directmail.errors import DeliveryError, Finding
-from directmail.secrets import SecretRef
+from directmail.secrets import ENV
 
 
 def routing_findings(name: str, routing: Routing, project_dir: Path, level: str = "error") -> list[Finding]:
@@ -20,13 +20,13 @@ def routing_findings(name: str, routing: Routing, project_dir: Path, level: str 
     def finding(key: str, reason: str) -> None:
         findings.append(Finding(CONFIG_FILE, f"routing.{name}.{key}", reason, level))
 
-    for key, value in routing:
-        if isinstance(value, SecretRef) and not value.is_set():
+    for key, secret in routing.secrets():
+        if not secret.is_set():
             finding(
                 key,
-                f"{value.source} is not set"
-                if value.scheme == "env"
-                else f"{value.reference} cannot be resolved here",
+                f"{secret.source} is not set"
+                if secret.scheme == ENV
+                else f"{secret.reference} cannot be resolved here",
             )
     if isinstance(routing, SftpRouting):
         from directmail.delivery.sftp import pinned_host_keys
@@ -37,7 +37,7 @@ def routing_findings(name: str, routing: Routing, project_dir: Path, level: str 
             finding("known_hosts", str(exc))
         if (
             routing.private_key is not None
-            and routing.private_key.scheme == "env"
+            and routing.private_key.scheme == ENV
             and routing.private_key.is_set()
         ):
             value = routing.private_key.reveal()

@@ -31,7 +31,7 @@ def with_retries(
     base_delay: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """Run `action`; on a transient failure call `on_failure` (e.g. drop the connection) and try again.
+    """Run `action`; on a transient failure call `on_failure` (drop the connection) and try again.
 
     Our own errors (DirectMailError) and anything `is_transient` rejects fail at once. The final error
     names what was attempted, how many times, and the last reason.
@@ -43,10 +43,10 @@ def with_retries(
             on_failure()
             raise
         except Exception as exc:
-            on_failure()
             reason = describe_exception(exc)
-            if not is_transient(exc):
+            if not is_transient(exc):  # the connection still works: the caller may clean up with it
                 raise DeliveryError(f"{what}: {reason}") from None
+            on_failure()
             if attempt == attempts:
                 raise DeliveryError(
                     f"{what}: {reason} (gave up after {attempts} attempts)", transient=True

@@ -253,9 +253,12 @@ class SftpDestination:
         self._retrying(lambda: _remove_if_present(self._session(), self.remote_path(relative_name)), "remove")
 
     def _clean_up(self, temporary: str) -> None:
-        """Best effort: a temporary file left by a dead connection is replaced by the next attempt anyway."""
+        """Best effort, on a connection still open (e.g. the rename was refused). After a dropped connection
+        there is nothing to reconnect for: the next attempt replaces the temporary file anyway."""
+        if self._sftp is None:
+            return
         try:
-            _remove_if_present(self._session(), temporary)
+            _remove_if_present(self._sftp, temporary)
         except Exception:
             self._drop()
 
