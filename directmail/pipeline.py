@@ -274,18 +274,18 @@ class CampaignRun:
             yield
 
     def execute(self) -> RunRecord:
-        try:
-            with self.exclusive():
+        with self.exclusive():  # closed inside the lock: the next run must find the file free
+            try:
                 for name, step in self.steps():
                     with self.timed(name):
                         step()
-        except AlreadyDelivered:
-            raise
-        except Exception as exc:
-            self.fail(exc)
-            raise
-        finally:
-            self.close()
+            except AlreadyDelivered:
+                raise
+            except Exception as exc:
+                self.fail(exc)
+                raise
+            finally:
+                self.close()
         return self.record
 
     @contextmanager
