@@ -117,11 +117,8 @@ def validate_locality(locality: Locality) -> LocalityResult:
         named = sorted((_FIELD_NAMES.get(field, field), code) for field, code in exc.errors.items())
         errors = ";".join(f"{field}:{code}" for field, code in named)
     upper_street = False
-    if not errors or "country_code:" not in errors:
-        try:
-            upper_street = "street_address" in get_validation_rules(address).upper_fields
-        except ValueError:
-            pass
+    if "country_code:" not in errors:
+        upper_street = "street_address" in get_validation_rules(address).upper_fields
     # A field the country's format does not print (e.g. the city in JP, the region in FR) keeps its
     # value as given: normalization must never lose what the brand knows about an address.
     return LocalityResult(

@@ -29,6 +29,14 @@ class TargetInfo:
         return str(self.credentials.path)
 
 
+@dataclass
+class Built:
+    """What a build tells the runner, by unique id: compiled SQL and the relation each node was built as."""
+
+    compiled: dict[str, str]
+    relations: dict[str, str]
+
+
 class DbtProject:
     def __init__(self, project_dir: Path, target: str | None = None):
         self.project_dir = project_dir.resolve()
@@ -60,30 +68,35 @@ class DbtProject:
         finally:
             release_connections()
 
-    def parse(self) -> Any:
+    def parse(self, run_vars: dict[str, Any] | None = None) -> Any:
         """The dbt manifest (nodes with their resolved config, including meta)."""
-        result = self._invoke(["parse"])
+        result = self._invoke(["parse", *(["--vars", json.dumps(run_vars)] if run_vars else [])])
         if not result.success:
             raise ConfigError(
                 [Finding("dbt_project.yml", "", f"dbt could not parse the project: {result.exception}")]
             )
         return result.result
 
-    def build(self, select: list[str], run_vars: dict[str, str]) -> dict[str, str]:
-        """Build (run + test) the selection; return each model's compiled SQL by unique id."""
-        result = self._invoke(["build", "--select", *select, "--vars", json.dumps(run_vars)])
+    def build(self, select: list[str], run_vars: dict[str, Any], with_tests: bool = True) -> Built:
+        """Build the selection (with its data and unit tests unless told otherwise)."""
+        skip = (
+            [] if with_tests else ["--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
+        )
+        result = self._invoke(["build", "--select", *select, *skip, "--vars", json.dumps(run_vars)])
         if result.exception is not None:
             raise BuildError(f"dbt build failed: {result.exception}")
-        failures, compiled = [], {}
+        failures, built = [], Built({}, {})
         for node_result in result.result.results:
             node = node_result.node
             if str(node_result.status) in ("error", "fail"):
                 failures.append(f"{node.unique_id}: {node_result.message}")
             if getattr(node, "compiled_code", None):
-                compiled[node.unique_id] = node.compiled_code
+                built.compiled[node.unique_id] = node.compiled_code
+            if getattr(node, "relation_name", None):
+                built.relations[node.unique_id] = node.relation_name
         if failures or not result.success:
             raise BuildError("dbt build failed:\n  " + "\n  ".join(failures or ["see logs/dbt.log"]))
-        return compiled
+        return built
 
     def compile_many(self, names: list[str], run_vars: dict[str, str] | None = None) -> dict[str, str]:
         """Compiled SQL of the named models, by unique id (nothing is built)."""

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
 
-from directmail.config import CONFIG_FILE, DirectMailConfig, Status, StrictModel
+from directmail.config import CONFIG_FILE, DirectMailConfig, FrequencyCap, Status, StrictModel
 from directmail.errors import Finding
 from directmail.yamlfile import findings_from_validation_error
 
@@ -85,6 +85,16 @@ class CampaignSpec(StrictModel):
     schedule: Schedule | None = None
     address_columns: AddressColumns | None = None
     max_lengths: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    household: bool = False
+    household_order: list[str] = Field(default_factory=list)
+    frequency_cap: FrequencyCap | None = None
+    seed_list: str | None = None
+
+    @model_validator(mode="after")
+    def _household_order_needs_household(self) -> CampaignSpec:
+        if self.household_order and not self.household:
+            raise ValueError("household_order is only used with household: true")
+        return self
 
     @field_validator("file_name")
     @classmethod
@@ -104,12 +114,21 @@ class CampaignSpec(StrictModel):
 
     @property
     def sort_keys(self) -> list[SortKey]:
-        keys = []
-        for item in self.sort_by:
-            match = _SORT_KEY.match(item.strip())
-            direction = (match.group("direction") or "asc").lower()
-            keys.append(SortKey(match.group("column"), direction == "desc"))
-        return keys
+        return _sort_keys(self.sort_by)
+
+    @property
+    def household_keys(self) -> list[SortKey]:
+        """Who represents a household: these keys, then the identity ascending."""
+        return _sort_keys(self.household_order)
+
+
+def _sort_keys(items: list[str]) -> list[SortKey]:
+    keys = []
+    for item in items:
+        match = _SORT_KEY.match(item.strip())
+        direction = (match.group("direction") or "asc").lower()
+        keys.append(SortKey(match.group("column"), direction == "desc"))
+    return keys
 
 
 @dataclass
@@ -147,6 +166,12 @@ def check_against_config(campaign: Campaign, config: DirectMailConfig) -> list[F
     if configuration is None:
         reason = f"configuration '{campaign.spec.configuration}' is not defined in {CONFIG_FILE}"
         return [Finding(campaign.yaml_file, campaign.key("configuration"), reason)]
+    if campaign.spec.household and config.addresses is None and campaign.spec.address_columns is None:
+        reason = (
+            f"household: true needs an addresses source in {CONFIG_FILE} (normalized household keys) "
+            "or address_columns"
+        )
+        return [Finding(campaign.yaml_file, campaign.key("household"), reason)]
     return []
 
 
@@ -176,6 +201,9 @@ def check_columns(campaign: Campaign, columns: list[str]) -> list[Finding]:
     for key in spec.sort_keys:
         if key.column not in present:
             error("sort_by", f"sort column '{key.column}' is not a column of the model")
+    for key in spec.household_keys:
+        if key.column not in present:
+            error("household_order", f"column '{key.column}' is not a column of the model")
     if spec.address_columns:
         for column in spec.address_columns.all_columns():
             if column not in written:

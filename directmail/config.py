@@ -114,6 +114,16 @@ class AzureRouting(ObjectStoreRouting):
 Routing = Annotated[LocalRouting | SftpRouting | S3Routing | AzureRouting, Field(discriminator="type")]
 
 
+class FrequencyCap(StrictModel):
+    """At most `count` pieces per profile in any `days` days, counted from `direct_mail.sends`."""
+
+    count: int = Field(ge=1, le=1000)
+    days: int = Field(ge=1, le=3660)
+
+    def describe(self) -> str:
+        return f"{self.count} in {self.days} days"
+
+
 class Configuration(StrictModel):
     routing: str
     format: Literal["csv", "delimited"] = "csv"
@@ -125,6 +135,7 @@ class Configuration(StrictModel):
     marketing_action: str = "direct_mail"
     checksums: bool = True
     manifest: bool = True
+    frequency_cap: FrequencyCap | None = None
 
     @model_validator(mode="after")
     def _separator_fits_format(self) -> Configuration:
@@ -150,6 +161,30 @@ class ConsentSource(StrictModel):
     value: str = "consent_value"
 
 
+class AddressSource(StrictModel):
+    """A model with one row per profile: its address's validation errors and its household key."""
+
+    model: str
+    identity: str = "profile_id"
+    errors: str = Field(default="address_errors", description="Empty or NULL when the address is valid")
+    household_key: str = Field(default="household_key", description="The normalized address's key")
+
+
+class SuppressionSource(StrictModel):
+    """Do-not-mail lists, matched by profile and/or by normalized address (household key)."""
+
+    model: str
+    list: str = "list_name"
+    identity: str | None = "profile_id"
+    household_key: str | None = "household_key"
+
+    @model_validator(mode="after")
+    def _matches_on_something(self) -> SuppressionSource:
+        if self.identity is None and self.household_key is None:
+            raise ValueError("give identity, household_key or both: what a suppression entry matches on")
+        return self
+
+
 class DirectMailConfig(StrictModel):
     routing: dict[Annotated[str, StringConstraints(pattern=NAME_PATTERN)], Routing] = Field(
         default_factory=dict
@@ -158,6 +193,8 @@ class DirectMailConfig(StrictModel):
         default_factory=dict
     )
     consent: ConsentSource | None = None
+    addresses: AddressSource | None = None
+    suppression: SuppressionSource | None = None
 
     def cross_check(self) -> list[Finding]:
         """Checks between sections: each configuration routes to an existing, active routing."""

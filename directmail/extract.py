@@ -1,8 +1,9 @@
 """Turn a built campaign table into the ordered, de-duplicated rows of the file, in the warehouse.
 
-One staging table per run holds every targeted profile with the reason it is excluded (if any) and, for
-the exported ones, its row number in the file. The warehouse does the heavy parts (consent join, holdout,
-dedupe, ordering); Python only streams the result out as Arrow batches.
+One staging table per run holds every targeted profile with the reason it is excluded (if any), the
+detail of that reason and, for the exported ones, its row number in the file. The warehouse does the heavy
+parts (consent, suppression, address and frequency joins, households, holdout, dedupe, ordering); Python
+only streams the result out as Arrow batches.
 """
 
 from __future__ import annotations
@@ -11,16 +12,27 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from directmail.campaign import Campaign, written_columns
-from directmail.config import ConsentSource
+from directmail.campaign import Campaign, SortKey, written_columns
+from directmail.config import AddressSource, ConsentSource, FrequencyCap, SuppressionSource
 from directmail.warehouse import Warehouse
 
 STAGING_SCHEMA = "direct_mail"
 ROW = "_dm_row"
 IDENTITY = "_dm_identity"
 REASON = "_dm_reason"
+DETAIL = "_dm_detail"
 EXPORTED = "exported"
-REASONS = ("no_postal_consent", "holdout", "duplicate")
+# In the order they are applied: a profile is counted once, under the first reason that applies.
+REASONS = (
+    "no_postal_consent",
+    "suppressed",
+    "invalid_address",
+    "frequency_cap",
+    "household_duplicate",
+    "holdout",
+    "duplicate",
+)
+UNKNOWN_ADDRESS = "address:not_validated"
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,36 @@ class ConsentRule:
     relation: str
     source: ConsentSource
     marketing_action: str
+
+
+@dataclass(frozen=True)
+class AddressRule:
+    relation: str
+    source: AddressSource
+
+
+@dataclass(frozen=True)
+class SuppressionRule:
+    relation: str
+    source: SuppressionSource
+
+
+@dataclass(frozen=True)
+class FrequencyRule:
+    cap: FrequencyCap
+    since: str  # ISO timestamp: the run time minus the cap's days
+    run_id: str  # its own earlier sends (a forced re-delivery) do not count
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Which exclusions apply to a run, and where their data lives."""
+
+    consent: ConsentRule | None = None
+    addresses: AddressRule | None = None
+    suppression: SuppressionRule | None = None
+    frequency: FrequencyRule | None = None
+    holdout: bool = True
 
 
 @dataclass
@@ -48,75 +90,193 @@ class ExtractPlan:
         return sql + (f" limit {int(limit)}" if limit is not None else "")
 
 
+@dataclass
+class _Parts:
+    """Pieces of the staging statement contributed by each rule."""
+
+    ctes: list[str]
+    joins: list[str]
+    reasons: list[tuple[str, str, str]]  # (condition, reason, detail expression)
+
+
+def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
+    d = warehouse.dialect
+    q = d.quote
+    parts = _Parts([], [], [])
+    if rules.consent is not None:
+        c = rules.consent.source
+        parts.ctes.append(
+            f"refusals as (select distinct cast({q(c.identity)} as varchar) as refused_identity "
+            f"from {rules.consent.relation} "
+            f"where {q(c.marketing_action)} = {d.literal(rules.consent.marketing_action)} "
+            f"and lower(trim(coalesce(cast({q(c.value)} as varchar), ''))) = 'n')"
+        )
+        parts.joins.append(f"left join refusals on refusals.refused_identity = {identity}")
+        parts.reasons.append(("refusals.refused_identity is not null", "no_postal_consent", "null"))
+    if rules.addresses is not None:
+        a = rules.addresses.source
+        parts.ctes.append(
+            f"address_rows as (select cast({q(a.identity)} as varchar) as address_identity, "
+            f"min(coalesce(cast({q(a.errors)} as varchar), '')) as address_errors, "
+            f"min({q(a.household_key)}) as address_household "
+            f"from {rules.addresses.relation} group by 1)"
+        )
+        parts.joins.append(f"left join address_rows on address_rows.address_identity = {identity}")
+    if rules.suppression is not None:
+        s = rules.suppression.source
+        suppressed = []
+        if s.identity is not None:
+            parts.ctes.append(
+                f"suppressed_profiles as (select cast({q(s.identity)} as varchar) as suppressed_identity, "
+                f"min({q(s.list)}) as list_name from {rules.suppression.relation} "
+                f"where {q(s.identity)} is not null group by 1)"
+            )
+            parts.joins.append(
+                f"left join suppressed_profiles on suppressed_profiles.suppressed_identity = {identity}"
+            )
+            suppressed.append("suppressed_profiles.list_name")
+        if s.household_key is not None and rules.addresses is not None:
+            parts.ctes.append(
+                f"suppressed_households as (select {q(s.household_key)} as suppressed_household, "
+                f"min({q(s.list)}) as list_name from {rules.suppression.relation} "
+                f"where {q(s.household_key)} is not null group by 1)"
+            )
+            parts.joins.append(
+                "left join suppressed_households "
+                "on suppressed_households.suppressed_household = address_rows.address_household"
+            )
+            suppressed.append("suppressed_households.list_name")
+        if suppressed:
+            list_name = f"coalesce({', '.join(suppressed)})" if len(suppressed) > 1 else suppressed[0]
+            parts.reasons.append((f"{list_name} is not null", "suppressed", list_name))
+    if rules.addresses is not None:
+        parts.reasons.append(
+            (
+                "address_rows.address_identity is null or address_rows.address_errors <> ''",
+                "invalid_address",
+                f"coalesce(nullif(address_rows.address_errors, ''), '{UNKNOWN_ADDRESS}')",
+            )
+        )
+    if rules.frequency is not None:
+        f = rules.frequency
+        parts.ctes.append(
+            f"recent_sends as (select profile_id as capped_identity, count(*) as recent_pieces "
+            f"from {STAGING_SCHEMA}.sends where not is_holdout and file_name is not null "
+            f"and run_id <> {d.literal(f.run_id)} and sent_at >= {d.days_before(f.since, f.cap.days)} "
+            f"group by 1 having count(*) >= {int(f.cap.count)})"
+        )
+        parts.joins.append(f"left join recent_sends on recent_sends.capped_identity = {identity}")
+        detail = (
+            f"cast(recent_sends.recent_pieces as varchar) || {d.literal(' in the last ' + str(f.cap.days))}"
+            " || ' days'"
+        )
+        parts.reasons.append(("recent_sends.capped_identity is not null", "frequency_cap", detail))
+    return parts
+
+
+def _order(keys: list[SortKey], prefix: str) -> list[str]:
+    return [f"{prefix}{i} {'desc' if k.descending else 'asc'} nulls last" for i, k in enumerate(keys)]
+
+
 def plan_extract(
     warehouse: Warehouse,
     campaign: Campaign,
     column_types: list[tuple[str, str]],
-    consent: ConsentRule | None,
+    rules: Rules,
     staging_name: str,
 ) -> tuple[ExtractPlan, str]:
-    """The staging table's name and the statement that fills it."""
+    """The staging table's name and the statement that fills it.
+
+    Every targeted row gets the first exclusion reason that applies (see REASONS) with a detail (the
+    suppression list, the address errors, the household's representative, the recent pieces), and each
+    exported row its position in the file.
+    """
     d = warehouse.dialect
     q = d.quote
     spec = campaign.spec
     types = dict(column_types)
     labels = written_columns(campaign, [name for name, _ in column_types])
-    identity = q(spec.identity)
+    identity = f"cast(campaign.{q(spec.identity)} as varchar)"
     staging_table = f"{STAGING_SCHEMA}.{q(staging_name)}"
 
     formatted = [
         f"{d.as_text('campaign.' + q(label), types[label])} as _dm_c{i}" for i, label in enumerate(labels)
     ]
     sort_values = [f"campaign.{q(key.column)} as _dm_s{i}" for i, key in enumerate(spec.sort_keys)]
-    order_by = [
-        f"_dm_s{i} {'desc' if key.descending else 'asc'} nulls last" for i, key in enumerate(spec.sort_keys)
-    ]
-    order_by.append(f"{IDENTITY} asc")
-    order = ", ".join(order_by)
+    order = ", ".join([*_order(spec.sort_keys, "_dm_s"), f"{IDENTITY} asc"])
     copy_key = ", ".join(f"_dm_c{i}" for i in range(len(labels)))
+    parts = _rule_parts(warehouse, rules, identity)
 
-    if consent is not None:
-        c = consent.source
-        consent_cte = (
-            f"refusals as (select distinct cast({q(c.identity)} as varchar) as refused_identity "
-            f"from {consent.relation} where {q(c.marketing_action)} = {d.literal(consent.marketing_action)} "
-            f"and lower(trim(coalesce(cast({q(c.value)} as varchar), ''))) = 'n'),"
+    household_values, household_window = [], ""
+    if spec.household:
+        if rules.addresses is not None:
+            household = "address_rows.address_household"
+        else:
+            household = d.text_key([f"campaign.{q(c)}" for c in spec.address_columns.all_columns()])
+        household_values = [f"campaign.{q(k.column)} as _dm_h{i}" for i, k in enumerate(spec.household_keys)]
+        household_values.append(f"{household} as _dm_household")
+        household_order = ", ".join([*_order(spec.household_keys, "_dm_h"), f"{IDENTITY} asc"])
+        household_window = (
+            f"over (partition by _dm_excluded is null, coalesce(_dm_household, {IDENTITY}) "
+            f"order by {household_order})"
         )
-        consent_join = (
-            f"left join refusals on refusals.refused_identity = cast(campaign.{identity} as varchar)"
-        )
-        refused = "refusals.refused_identity is not null"
+    if household_window:
+        member = f"case when _dm_excluded is null then row_number() {household_window} end"
+        representative = f"first_value({IDENTITY}) {household_window}"
     else:
-        consent_cte, consent_join, refused = "", "", "false"
+        member, representative = "1", "null"
 
-    holdout_key = f"{d.literal(campaign.name + ':')} || cast(campaign.{identity} as varchar)"
-    threshold = round(spec.holdout_percent * 100)
+    cases = (
+        " ".join(f"when {cond} then '{reason}'" for cond, reason, _ in parts.reasons) or "when false then ''"
+    )
+    details = " ".join(f"when {cond} then {detail}" for cond, _, detail in parts.reasons)
+    details = f"case {details} end" if details else "null"
+    holdout_key = f"{d.literal(campaign.name + ':')} || {IDENTITY}"
+    threshold = round(spec.holdout_percent * 100) if rules.holdout else 0
     in_holdout = f"{d.holdout_bucket(holdout_key)} < {threshold}" if threshold else "false"
+    ctes = "".join(f"{cte},\n" for cte in parts.ctes)
 
     sql = f"""
 create or replace table {staging_table} as
 with
-{consent_cte}
+{ctes}targeted as (
+    select
+        {identity} as {IDENTITY},
+        {", ".join([*formatted, *sort_values, *household_values])},
+        case {cases} end as _dm_excluded,
+        {details} as _dm_excluded_detail
+    from {campaign.relation} as campaign
+    {" ".join(parts.joins)}
+),
+households as (
+    select *, {member} as _dm_member, {representative} as _dm_representative
+    from targeted
+),
 flagged as (
     select
-        cast(campaign.{identity} as varchar) as {IDENTITY},
-        {", ".join([*formatted, *sort_values])},
-        case when {refused} then 'no_postal_consent' when {in_holdout} then 'holdout' end as _dm_excluded
-    from {campaign.relation} as campaign
-    {consent_join}
+        *,
+        coalesce(
+            _dm_excluded,
+            case when _dm_member > 1 then 'household_duplicate' when {in_holdout} then 'holdout' end
+        ) as _dm_flag,
+        case
+            when _dm_excluded is not null then _dm_excluded_detail
+            when _dm_member > 1 then _dm_representative
+        end as {DETAIL}
+    from households
 ),
 copies as (
     select
         *,
-        case when _dm_excluded is null
-            then row_number() over (partition by _dm_excluded, {copy_key} order by {order})
+        case when _dm_flag is null
+            then row_number() over (partition by _dm_flag, {copy_key} order by {order})
         end as _dm_copy
     from flagged
 ),
 reasoned as (
     select
         *,
-        coalesce(_dm_excluded, case when _dm_copy > 1 then 'duplicate' else '{EXPORTED}' end) as {REASON}
+        coalesce(_dm_flag, case when _dm_copy > 1 then 'duplicate' else '{EXPORTED}' end) as {REASON}
     from copies
 )
 select
@@ -134,6 +294,21 @@ def reason_counts(warehouse: Warehouse, plan: ExtractPlan) -> dict[str, int]:
     counts = dict.fromkeys((*REASONS, EXPORTED), 0)
     counts.update(dict(zip(table["reason"].to_pylist(), table["n"].to_pylist(), strict=True)))
     return counts
+
+
+def reason_details(warehouse: Warehouse, plan: ExtractPlan) -> dict[str, dict[str, int]]:
+    """Counts per suppression list and per address error code (an address can fail on several)."""
+    table = warehouse.query(
+        f"select {REASON} as reason, {DETAIL} as detail, count(*) as n from {plan.staging_table} "
+        f"where {REASON} in ('suppressed', 'invalid_address') group by 1, 2"
+    )
+    details: dict[str, dict[str, int]] = {}
+    for reason, detail, n in zip(*(table[c].to_pylist() for c in ("reason", "detail", "n")), strict=True):
+        codes = (detail or "").split(";") if reason == "invalid_address" else [detail or ""]
+        for code in codes:
+            per_reason = details.setdefault(reason, {})
+            per_reason[code] = per_reason.get(code, 0) + n
+    return {reason: dict(sorted(codes.items())) for reason, codes in sorted(details.items())}
 
 
 def stream_rows(warehouse: Warehouse, plan: ExtractPlan, batch_size: int = 65_536) -> pa.RecordBatchReader:

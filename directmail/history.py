@@ -1,4 +1,8 @@
-"""Contract 5: what was sent to whom, in the warehouse (`direct_mail.runs`, `direct_mail.sends`)."""
+"""Contract 5: what was sent to whom, in the warehouse (`direct_mail.runs`, `.sends`, `.exclusions`).
+
+`exclusions` (one row per targeted profile that was not sent, with its reason and detail) and the runs'
+`exclusion_details` and `seed_rows` extend the contract; older warehouses gain them on the next run.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from directmail.warehouse import Warehouse
 SCHEMA = "direct_mail"
 RUNS = f"{SCHEMA}.runs"
 SENDS = f"{SCHEMA}.sends"
+EXCLUSIONS = f"{SCHEMA}.exclusions"
 DELIVERED = "delivered"
 
 DDL = [
@@ -35,8 +40,13 @@ DDL = [
         destination varchar,
         attempt integer,
         message varchar,
-        step_seconds varchar
+        step_seconds varchar,
+        exclusion_details varchar,
+        seed_rows bigint
     )""",
+    # Columns added after the first release: a warehouse created before them gains them here.
+    f"alter table {RUNS} add column if not exists exclusion_details varchar",
+    f"alter table {RUNS} add column if not exists seed_rows bigint",
     f"""create table if not exists {SENDS} (
         run_id varchar not null,
         campaign varchar not null,
@@ -44,6 +54,14 @@ DDL = [
         file_name varchar,
         is_holdout boolean not null,
         sent_at timestamp not null
+    )""",
+    f"""create table if not exists {EXCLUSIONS} (
+        run_id varchar not null,
+        campaign varchar not null,
+        profile_id varchar not null,
+        reason varchar not null,
+        detail varchar,
+        recorded_at timestamp not null
     )""",
 ]
 
@@ -67,19 +85,25 @@ class RunRecord:
     attempt: int = 1
     message: str = ""
     step_seconds: dict[str, float] = field(default_factory=dict)
+    exclusion_details: dict[str, dict[str, int]] = field(default_factory=dict)
+    seed_rows: int = 0
 
     def as_row(self) -> dict[str, Any]:
         row = dict(self.__dict__)
-        for key in ("excluded", "files", "step_seconds"):
+        for key in _JSON_COLUMNS:
             row[key] = json.dumps(row[key], ensure_ascii=False)
         return row
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunRecord:
         values = dict(row)
-        for key, empty in (("excluded", {}), ("files", []), ("step_seconds", {})):
-            values[key] = json.loads(values[key]) if values.get(key) else empty
+        for key, empty in _JSON_COLUMNS.items():
+            values[key] = json.loads(values[key]) if values.get(key) else type(empty)()
+        values["seed_rows"] = values.get("seed_rows") or 0
         return cls(**values)
+
+
+_JSON_COLUMNS: dict[str, Any] = {"excluded": {}, "files": [], "step_seconds": {}, "exclusion_details": {}}
 
 
 class History:
@@ -102,6 +126,11 @@ class History:
         """Replace the run's sends with the rows of `select_sql` (already in the sends column order)."""
         self.warehouse.execute(f"delete from {SENDS} where run_id = ?", [run_id])
         self.warehouse.execute(f"insert into {SENDS} {select_sql}")
+
+    def replace_exclusions(self, run_id: str, select_sql: str) -> None:
+        """Replace the run's exclusions with the rows of `select_sql` (in the exclusions column order)."""
+        self.warehouse.execute(f"delete from {EXCLUSIONS} where run_id = ?", [run_id])
+        self.warehouse.execute(f"insert into {EXCLUSIONS} {select_sql}")
 
     def runs(
         self, campaign: str | None = None, run_id: str | None = None, limit: int = 20

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from directmail.campaign import Campaign, check_against_config, check_columns
 from directmail.config import CONFIG_FILE, Configuration, Routing, resolve_directory
@@ -28,30 +29,38 @@ from directmail.errors import (
     Finding,
 )
 from directmail.extract import (
+    DETAIL,
     EXPORTED,
     IDENTITY,
     REASON,
     ROW,
+    AddressRule,
     ConsentRule,
     ExtractPlan,
+    FrequencyRule,
+    Rules,
+    SuppressionRule,
     drop_staging,
     file_columns,
     plan_extract,
     reason_counts,
+    reason_details,
     stream_rows,
 )
 from directmail.history import DELIVERED, History, RunRecord
 from directmail.layout import FileLayout
 from directmail.locking import exclusive, lock_path
-from directmail.project import Project
+from directmail.project import NodeRef, Project
 from directmail.schema import ExtractValidator, encodes
 from directmail.secrets import scrub
+from directmail.seedlist import MAX_SEED_ROWS, SeedRows, read_seed_rows
 from directmail.textformat import LineEncoder
 from directmail.warehouse import Warehouse, open_warehouse, query_labels
 from directmail.writer import FileTexts, PartsWriter, StagedFile, write_checksum, write_manifest
 
 STEPS = ("check", "build", "extract", "write", "deliver", "record")
 WORK_DIR = ".directmail"
+TEST_PROFILES_VAR = "directmail_test_profiles"
 
 
 def parse_run_time(value: str | datetime | None) -> datetime:
@@ -78,6 +87,7 @@ class RunOptions:
     force: bool = False
     skip_build: bool = False
     batch_size: int = 65_536
+    test_profiles: bool = False  # a proof: built from the project's test profiles; no holdout or cap
 
 
 Progress = Callable[[str], None]
@@ -114,6 +124,8 @@ class CampaignRun:
         self._compiled_sql: str | None = None
         self._warehouse: Warehouse | None = None
         self._plan: ExtractPlan | None = None
+        self._relations: dict[str, str] = {}  # unique id → relation, where a test-profile build put it
+        self.seeds: SeedRows | None = None
         self.staged: list[StagedFile] = []
         self.staging_dir = (
             project.directory / WORK_DIR / ("dry-run" if options.dry_run else "staging") / _safe(self.run_id)
@@ -145,20 +157,52 @@ class CampaignRun:
         self.record.destination = f"{self.routing_name} ({routing.type})"
 
     def build(self) -> None:
+        """dbt build of the campaign and of every model or seed the runner reads, with their upstream."""
+        run_vars: dict[str, Any] = {"run_time": self.options.run_time.strftime("%Y-%m-%d %H:%M:%S")}
+        if self.options.test_profiles:
+            run_vars[TEST_PROFILES_VAR] = True
+            self._relations = self._test_profile_relations(run_vars)
         if self.options.skip_build:
             return
-        select = [f"+{self.campaign.name}"]
-        if self.project.consent_unique_id:
-            select.append("+" + self.project.consent_unique_id.split(".")[-1])
+        upstream = [self.campaign.unique_id, self.project.consent_unique_id]
+        upstream += [ref.unique_id for ref in self.project.sources.values()]
+        select = ["+" + uid.split(".")[-1] for uid in upstream if uid]
+        if self.campaign.spec.seed_list:
+            select.append(self.campaign.spec.seed_list)
         self.progress(f"dbt build {' '.join(select)}")
-        run_vars = {"run_time": self.options.run_time.strftime("%Y-%m-%d %H:%M:%S")}
-        compiled = self.project.dbt.build(select, run_vars)
-        self._compiled_sql = compiled.get(self.campaign.unique_id)
+        built = self.project.dbt.build(select, run_vars, with_tests=not self.options.test_profiles)
+        self._compiled_sql = built.compiled.get(self.campaign.unique_id)
+        if self.options.test_profiles:
+            self._relations.update(built.relations)
+
+    def _test_profile_relations(self, run_vars: dict[str, Any]) -> dict[str, str]:
+        """Where a test-profile build puts each node; refused if it would overwrite the real tables."""
+        manifest = self.project.dbt.parse(run_vars)
+        relations = {
+            uid: node.relation_name
+            for uid, node in manifest.nodes.items()
+            if getattr(node, "relation_name", None)
+        }
+        if relations.get(self.campaign.unique_id, self.campaign.relation) == self.campaign.relation:
+            reason = (
+                f"with the var {TEST_PROFILES_VAR}: true the project would build test profiles over the "
+                "campaign's own table; give them their own schema (see the sample's "
+                "macros/generate_schema_name.sql)"
+            )
+            raise ConfigError([Finding("dbt_project.yml", "macros.generate_schema_name", reason)])
+        return relations
+
+    def _relation(self, ref: NodeRef | None) -> str | None:
+        return None if ref is None else self._relations.get(ref.unique_id, ref.relation)
 
     def extract(self) -> None:
         """Check the model's columns, then stage the ordered extract with every exclusion reason."""
         warehouse = self._open()
-        if not warehouse.relation_exists(self.campaign.relation):
+        campaign = replace(
+            self.campaign,
+            relation=self._relations.get(self.campaign.unique_id, self.campaign.relation),
+        )
+        if not warehouse.relation_exists(campaign.relation):
             raise ConfigError(
                 [
                     _campaign_finding(
@@ -166,30 +210,62 @@ class CampaignRun:
                     )
                 ]
             )
-        labels = query_labels(warehouse, self._compiled_sql or f"select * from {self.campaign.relation}")
+        labels = query_labels(warehouse, self._compiled_sql or f"select * from {campaign.relation}")
         findings = check_columns(self.campaign, labels)
         if findings:
             raise ConfigError(findings)
-        column_types = warehouse.describe(f"select * from {self.campaign.relation}")
-        consent = None
-        if self.project.config.consent and self.project.consent_relation:
-            consent = ConsentRule(
-                self.project.consent_relation,
-                self.project.config.consent,
-                self.configuration.marketing_action,
-            )
-        self._plan, sql = plan_extract(
-            warehouse, self.campaign, column_types, consent, f"extract__{self.campaign.name}"
+        column_types = warehouse.describe(f"select * from {campaign.relation}")
+        staging_name = f"extract__{self.campaign.name}" + (
+            "__test_profiles" if self.options.test_profiles else ""
         )
+        self._plan, sql = plan_extract(warehouse, campaign, column_types, self._rules(), staging_name)
         self.progress("excluding, de-duplicating and ordering in the warehouse")
         History(warehouse).ensure_tables()
         warehouse.execute(sql)
         counts = reason_counts(warehouse, self._plan)
         self.record.targeted = sum(counts.values())
         self.record.excluded = {reason: n for reason, n in counts.items() if reason != EXPORTED}
+        self.record.exclusion_details = reason_details(warehouse, self._plan)
         self.record.holdout = counts["holdout"]
         self.record.duplicates_removed = counts["duplicate"]
         self.record.exported = counts[EXPORTED]
+        self.seeds = self._read_seeds()
+
+    def _rules(self) -> Rules:
+        config, spec, proof = self.project.config, self.campaign.spec, self.options.test_profiles
+        consent = addresses = suppression = frequency = None
+        if config.consent and self.project.consent_relation:
+            relation = self._relations.get(
+                self.project.consent_unique_id or "", self.project.consent_relation
+            )
+            consent = ConsentRule(relation, config.consent, self.configuration.marketing_action)
+        if config.addresses and "addresses" in self.project.sources:
+            addresses = AddressRule(self._relation(self.project.sources["addresses"]), config.addresses)
+        if config.suppression and "suppression" in self.project.sources:
+            suppression = SuppressionRule(
+                self._relation(self.project.sources["suppression"]), config.suppression
+            )
+        cap = spec.frequency_cap or self.configuration.frequency_cap
+        if cap is not None and not proof:  # a proof has no history to count
+            since = self.options.run_time.strftime("%Y-%m-%d %H:%M:%S")
+            frequency = FrequencyRule(cap, since, self.run_id)
+        return Rules(consent, addresses, suppression, frequency, holdout=not proof)
+
+    def _read_seeds(self) -> SeedRows | None:
+        name = self.campaign.spec.seed_list
+        if name is None:
+            return None
+        seeds = read_seed_rows(
+            self._warehouse, self._relation(self.project.seeds[name]), self.campaign, self._plan.labels
+        )
+        limit = min(MAX_SEED_ROWS, self.configuration.split_threshold - 1)
+        if seeds.count > limit:
+            reason = (
+                f"seed list '{name}' has more than {limit} rows (at most {MAX_SEED_ROWS}, and fewer than "
+                "the configuration's split_threshold, since every part holds them all)"
+            )
+            raise ConfigError([_campaign_finding(self.campaign, "seed_list", reason)])
+        return seeds
 
     def write(self) -> None:
         """Stream, validate and write every part into the staging folder; fail before any delivery."""
@@ -199,11 +275,18 @@ class CampaignRun:
         encoder = self._encoder()
         self._check_header_encodable(encoder)
         validator = ExtractValidator(self.campaign, self._plan.labels, configuration.encoding)
+        if self.seeds is not None:
+            validator.validate(self.seeds.batch)
         writer = PartsWriter(
             self.staging_dir,
             replace(self.layout, encrypted=False),
             encoder,
-            FileTexts(self._plan.labels, spec.header_note, spec.footer_note),
+            FileTexts(
+                self._plan.labels,
+                spec.header_note,
+                spec.footer_note,
+                self.seeds.file_columns() if self.seeds else None,
+            ),
             self.record.exported,
             configuration.split_threshold,
         )
@@ -213,6 +296,8 @@ class CampaignRun:
             if validator.failure_count == 0:
                 writer.write(file_columns(batch))
         staged = writer.close()
+        self.record.seed_rows = writer.seed_rows * len(staged)
+        self._rows_per_part = writer.split_threshold
         if validator.failure_count:
             shutil.rmtree(self.staging_dir, ignore_errors=True)
             raise ExtractInvalid(validator.describe_failures())
@@ -257,6 +342,7 @@ class CampaignRun:
         self.record.finished_at = _now()
         history = History(self._open())
         history.replace_sends(self.run_id, self._sends_sql())
+        history.replace_exclusions(self.run_id, self._exclusions_sql())
         history.save_run(self.record)
 
     # -- whole run --------------------------------------------------------------------------------------
@@ -325,7 +411,7 @@ class CampaignRun:
             "campaign": self.campaign.name,
             "run_id": self.run_id,
             "run_time": self.options.run_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "total_rows": self.record.exported,
+            "total_rows": sum(f.rows for f in self.staged),
             "files": [f.summary() for f in self.staged],
         }
 
@@ -338,11 +424,34 @@ class CampaignRun:
         sql = self._plan.stream_sql(self._warehouse, limit)
         for batch in self._warehouse.stream(sql, self.options.batch_size):
             lines.append(encoder.rows(file_columns(batch)))
+        if self.record.exported <= limit:  # the whole first file: its seed rows and footer too
+            if self.seeds is not None and self.seeds.count:
+                lines.append(encoder.rows(self.seeds.file_columns()))
+            if spec.footer_note is not None:
+                lines.append(encoder.note(spec.footer_note))
         return lines
+
+    def excluded_rows(self, limit: int) -> list[dict[str, Any]]:
+        """Targeted rows that are not exported, with their reason and detail (after extract())."""
+        sql = (
+            f"select {IDENTITY} as identity, {REASON} as reason, {DETAIL} as detail "
+            f"from {self._plan.staging_table} where {REASON} <> '{EXPORTED}' "
+            f"order by {IDENTITY} limit {int(limit)}"
+        )
+        return self._warehouse.query(sql).to_pylist()
+
+    def _exclusions_sql(self) -> str:
+        d = self._warehouse.dialect
+        recorded_at = d.literal(self.record.finished_at.isoformat(sep=" "))
+        return (
+            f"select {d.literal(self.run_id)}, {d.literal(self.campaign.name)}, {IDENTITY}, {REASON}, "
+            f"{DETAIL}, cast({recorded_at} as timestamp) "
+            f"from {self._plan.staging_table} where {REASON} <> '{EXPORTED}'"
+        )
 
     def _sends_sql(self) -> str:
         d = self._warehouse.dialect
-        threshold = self.configuration.split_threshold
+        threshold = self._rows_per_part
         names = [f.name for f in self.staged]
         part = f"cast(floor(({ROW} - 1) / {threshold}) as integer)"
         branches = " ".join(f"when {i} then {d.literal(name)}" for i, name in enumerate(names))

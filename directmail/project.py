@@ -12,6 +12,15 @@ from directmail.config import CONFIG_FILE, DirectMailConfig, config_warnings, lo
 from directmail.errors import ConfigError, Finding
 
 
+@dataclass(frozen=True)
+class NodeRef:
+    """A dbt model or seed the runner reads: where it is built, and how to select it for a build."""
+
+    name: str
+    relation: str
+    unique_id: str
+
+
 @dataclass
 class Project:
     directory: Path
@@ -21,6 +30,8 @@ class Project:
     consent_relation: str | None
     consent_unique_id: str | None
     warnings: list[Finding] = field(default_factory=list)
+    sources: dict[str, NodeRef] = field(default_factory=dict)  # "addresses", "suppression"
+    seeds: dict[str, NodeRef] = field(default_factory=dict)  # seed lists, by seed name
 
     def campaign(self, name: str) -> Campaign:
         if name not in self.campaigns:
@@ -42,6 +53,8 @@ def load_project(directory: Path, target: str | None = None) -> Project:
     campaigns, campaign_findings = _campaigns_from_manifest(manifest)
     findings += campaign_findings
     consent_relation = consent_unique_id = None
+    sources: dict[str, NodeRef] = {}
+    seeds: dict[str, NodeRef] = {}
     if config is not None:
         for campaign in campaigns.values():
             findings += check_against_config(campaign, config)
@@ -52,7 +65,27 @@ def load_project(directory: Path, target: str | None = None) -> Project:
                 findings.append(Finding(CONFIG_FILE, "consent.model", reason))
             else:
                 consent_relation, consent_unique_id = node.relation_name, node.unique_id
+        for key in ("addresses", "suppression"):
+            source = getattr(config, key)
+            if source is None:
+                continue
+            node = _find_node(manifest, source.model)
+            if node is None:
+                reason = f"'{source.model}' is not a model or seed of the dbt project"
+                findings.append(Finding(CONFIG_FILE, f"{key}.model", reason))
+            else:
+                sources[key] = NodeRef(node.name, node.relation_name, node.unique_id)
         findings += config_warnings(config)
+    for campaign in campaigns.values():
+        name = campaign.spec.seed_list
+        if name is None:
+            continue
+        node = _find_node(manifest, name)
+        if node is None or node.resource_type != "seed":
+            reason = f"'{name}' is not a seed of the dbt project (seed lists are dbt seeds)"
+            findings.append(Finding(campaign.yaml_file, campaign.key("seed_list"), reason))
+        else:
+            seeds[name] = NodeRef(node.name, node.relation_name, node.unique_id)
     if any(f.level == "error" for f in findings) or config is None:
         raise ConfigError(findings)
     return Project(
@@ -63,6 +96,8 @@ def load_project(directory: Path, target: str | None = None) -> Project:
         consent_relation,
         consent_unique_id,
         [f for f in findings if f.level == "warning"],
+        sources,
+        seeds,
     )
 
 

@@ -60,6 +60,7 @@ class FileTexts:
     labels: list[str]
     header_note: str | None
     footer_note: str | None
+    seed_columns: list[pa.Array] | None = None  # proof rows written at the end of every part
 
 
 class PartsWriter:
@@ -76,8 +77,10 @@ class PartsWriter:
         self.layout = layout
         self.encoder = encoder
         self.texts = texts
-        self.split_threshold = split_threshold
-        self.parts = part_count(total_rows, split_threshold)
+        self.seed_rows = len(texts.seed_columns[0]) if texts.seed_columns else 0
+        # Seed rows are records too: a part never holds more than split_threshold of them in all.
+        self.split_threshold = split_threshold - self.seed_rows
+        self.parts = part_count(total_rows, self.split_threshold)
         self.files: list[StagedFile] = []
         self._index = 0
         self._rows_in_part = 0
@@ -126,6 +129,9 @@ class PartsWriter:
     def _close_part(self) -> None:
         if self._out is None:
             return
+        if self.seed_rows:
+            self._out.write(self.encoder.rows(self.texts.seed_columns))
+            self._rows_in_part += self.seed_rows
         if self.texts.footer_note is not None:
             self._out.write(self.encoder.note(self.texts.footer_note))
         if self._out is not self._hashing:

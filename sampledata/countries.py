@@ -2,7 +2,7 @@
 
 Localities are real (postal code, city, region) triples so that the generated addresses validate against
 each country's postal rules; streets and names are common ones. `line_1` is a format with `{n}` for the
-house number and `{street}` for the street; `line_2` values are optional second lines.
+house number and `{street}` for the street; `line_2` values are optional second lines, where `{k}` is a flat number.
 """
 
 COUNTRIES: dict[str, dict] = {
@@ -43,7 +43,7 @@ COUNTRIES: dict[str, dict] = {
             "chemin des Prés",
         ],
         "line_1": "{n} {street}",
-        "line_2": ["Bâtiment B", "Résidence les Tilleuls", "Appartement 12", "Escalier C, 3e étage"],
+        "line_2": ["Bâtiment B", "Résidence les Tilleuls", "Appartement {k}", "Escalier C, 3e étage"],
         "localities": [
             ("75011", "Paris", ""),
             ("69003", "Lyon", ""),
@@ -92,7 +92,7 @@ COUNTRIES: dict[str, dict] = {
             "Am Königsplatz",
         ],
         "line_1": "{street} {n}",
-        "line_2": ["Hinterhaus", "c/o Familie Weiß", "2. OG links"],
+        "line_2": ["Hinterhaus", "c/o Familie Weiß", "Wohnung {k}"],
         "localities": [
             ("10115", "Berlin", ""),
             ("80331", "München", ""),
@@ -141,7 +141,7 @@ COUNTRIES: dict[str, dict] = {
             "Plaza de España",
         ],
         "line_1": "{street}, {n}",
-        "line_2": ["3º B", "Escalera 2, 1º A", "Bajo izquierda", "5º D"],
+        "line_2": ["3º B", "Escalera 2, 1º A", "Bajo izquierda", "Piso {k}"],
         "localities": [
             ("28013", "Madrid", "Madrid"),
             ("08007", "Barcelona", "Barcelona"),
@@ -187,7 +187,7 @@ COUNTRIES: dict[str, dict] = {
             "Rua das Flores",
         ],
         "line_1": "{street}, {n}",
-        "line_2": ["2º Esq.", "1º Dto.", "R/C", "3º Frente"],
+        "line_2": ["2º Esq.", "1º Dto.", "R/C", "Fração {k}"],
         "localities": [
             ("1100-053", "Lisboa", ""),
             ("4000-322", "Porto", ""),
@@ -233,7 +233,7 @@ COUNTRIES: dict[str, dict] = {
             "Park Avenue",
         ],
         "line_1": "{n} {street}",
-        "line_2": ["Flat 3", "Rose Cottage", "Unit 7, Riverside Court"],
+        "line_2": ["Flat {k}", "Rose Cottage", "Unit 7, Riverside Court"],
         "localities": [
             ("SW1A 2AA", "London", ""),
             ("M1 1AE", "Manchester", ""),
@@ -273,7 +273,7 @@ COUNTRIES: dict[str, dict] = {
         ],
         "streets": ["Main St", "Oak Ave", "Maple Dr", "Washington Blvd", "Sunset Blvd", "Elm St"],
         "line_1": "{n} {street}",
-        "line_2": ["Apt 4B", "Suite 200", "Unit 12"],
+        "line_2": ["Apt {k}", "Suite 200", "Unit 12"],
         "localities": [
             ("10001", "New York", "NY"),
             ("94103", "San Francisco", "CA"),
@@ -292,7 +292,7 @@ COUNTRIES: dict[str, dict] = {
         "last_names": ["佐藤", "鈴木", "高橋", "田中", "渡辺", "伊藤", "山本", "中村", "小林", "加藤"],
         "streets": ["神南1丁目", "丸の内2丁目", "梅田3丁目", "栄4丁目", "中央1丁目"],
         "line_1": "{street}{n}-{n2}",
-        "line_2": ["グランドメゾン101号室", "サンハイツ203号", "第二ビル5階"],
+        "line_2": ["グランドメゾン101号室", "サンハイツ{k}号", "第二ビル5階"],
         "localities": [
             ("150-0041", "渋谷区", "東京都"),
             ("100-0005", "千代田区", "東京都"),

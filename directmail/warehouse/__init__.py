@@ -29,6 +29,14 @@ class SqlDialect(Protocol):
         """A stable integer in [0, 10000) from a text key: the same profile is always in or out."""
         ...
 
+    def days_before(self, moment: str, days: int) -> str:
+        """A timestamp expression: `days` days before the ISO timestamp `moment` (UTC)."""
+        ...
+
+    def text_key(self, expressions: list[str]) -> str:
+        """A hash of the values, ignoring case and surrounding spaces (a fallback household key)."""
+        ...
+
 
 class Warehouse(Protocol):
     dialect: SqlDialect

@@ -34,6 +34,13 @@ class DuckDBDialect:
     def holdout_bucket(self, key_expression: str) -> str:
         return f"cast(cast('0x' || left(md5({key_expression}), 8) as ubigint) % 10000 as integer)"
 
+    def days_before(self, moment: str, days: int) -> str:
+        return f"(cast({self.literal(moment)} as timestamp) - to_days({int(days)}))"
+
+    def text_key(self, expressions: list[str]) -> str:
+        parts = ", ".join(f"lower(trim(coalesce(cast({e} as varchar), '')))" for e in expressions)
+        return f"md5(concat_ws('|', {parts}))"
+
 
 def _output_name(expression: dict) -> str | None:
     if expression.get("alias"):
