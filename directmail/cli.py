@@ -228,13 +228,23 @@ def preview(
     run_time: Annotated[str | None, typer.Option(help="ISO 8601 run time (default now).")] = None,
     skip_build: Annotated[bool, typer.Option(help="Use the tables as built.")] = False,
     raw: Annotated[bool, typer.Option(help="Write the file's exact bytes to stdout.")] = False,
+    test_profiles: Annotated[
+        bool,
+        typer.Option(
+            "--test-profiles",
+            help="A proof: render the campaign for the project's test profiles (a seed), in a schema of "
+            "their own; no holdout or frequency cap; history untouched.",
+        ),
+    ] = False,
 ) -> None:
     """Rows exactly as the file would hold them; nothing is delivered or recorded."""
     from directmail.pipeline import CampaignRun, RunOptions, parse_run_time
 
     try:
         project = _load(ctx)
-        options = RunOptions(parse_run_time(run_time), dry_run=True, skip_build=skip_build)
+        options = RunOptions(
+            parse_run_time(run_time), dry_run=True, skip_build=skip_build, test_profiles=test_profiles
+        )
         run = CampaignRun(project, campaign, options, progress=lambda m: None)
         try:
             with errors.status("building and extracting"):
@@ -242,10 +252,16 @@ def preview(
                 run.build()
                 run.extract()
             lines = run.preview_lines(limit)
+            excluded = run.excluded_rows(limit) if test_profiles else []
         finally:
             run.close()
     except (DirectMailError, ValueError) as exc:
         _fail(exc)
+    for row in excluded:  # on stderr, so that stdout stays the file's bytes
+        detail = f" ({row['detail']})" if row["detail"] else ""
+        errors.print(
+            f"test profile {row['identity']} not in the file: {row['reason']}{detail}", highlight=False
+        )
     data = b"".join(lines)
     if raw:
         sys.stdout.buffer.write(data)

@@ -7,12 +7,39 @@ from rich.table import Table
 
 from directmail.history import RunRecord
 
-REASON_ORDER = ("no_postal_consent", "suppressed", "invalid_address", "frequency_cap", "holdout", "duplicate")
+REASON_ORDER = (
+    "no_postal_consent",
+    "suppressed",
+    "invalid_address",
+    "frequency_cap",
+    "household_duplicate",
+    "holdout",
+    "duplicate",
+)
 
 
 def _excluded_items(record: RunRecord) -> list[tuple[str, int]]:
     order = {reason: i for i, reason in enumerate(REASON_ORDER)}
     return sorted(record.excluded.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+
+
+def _audience_rows(record: RunRecord) -> list[tuple[str, int]]:
+    """(label, count): targeted, each reason followed by its details (lists, address codes), exported."""
+    rows = [("targeted", record.targeted)]
+    for reason, count in _excluded_items(record):
+        rows.append((f"excluded: {reason}", count))
+        details = record.exclusion_details.get(reason, {})
+        rows += [(f"  {detail}", n) for detail, n in sorted(details.items(), key=lambda i: (-i[1], i[0]))]
+    rows.append(("exported", record.exported))
+    if record.seed_rows:
+        rows.append(("seed rows", record.seed_rows))
+    return rows
+
+
+def _markdown_label(label: str) -> str:
+    if label.startswith("  "):  # a detail line, under its reason
+        return "&nbsp;&nbsp;" + label.strip()
+    return label[:1].upper() + label[1:]
 
 
 def to_markdown(record: RunRecord) -> str:
@@ -26,9 +53,7 @@ def to_markdown(record: RunRecord) -> str:
         "",
         "| Audience | Profiles |",
         "|---|---:|",
-        f"| Targeted | {record.targeted:,} |",
-        *(f"| Excluded: {reason} | {count:,} |" for reason, count in _excluded_items(record)),
-        f"| Exported | {record.exported:,} |",
+        *(f"| {_markdown_label(label)} | {count:,} |" for label, count in _audience_rows(record)),
         "",
     ]
     if record.files:
@@ -48,12 +73,10 @@ def to_markdown(record: RunRecord) -> str:
 
 def to_rich(record: RunRecord) -> Group:
     summary = Table(title=f"{record.run_id} — {record.status}", show_header=False, title_justify="left")
-    summary.add_column(style="bold")
+    summary.add_column(style="bold", no_wrap=True)
     summary.add_column(justify="right")
-    summary.add_row("targeted", f"{record.targeted:,}")
-    for reason, count in _excluded_items(record):
-        summary.add_row(f"excluded: {reason}", f"{count:,}")
-    summary.add_row("exported", f"{record.exported:,}")
+    for label, count in _audience_rows(record):
+        summary.add_row(label, f"{count:,}")
     summary.add_row("destination", record.destination)
     if record.step_seconds:
         summary.add_row("duration", " · ".join(f"{k} {v:.1f}s" for k, v in record.step_seconds.items()))

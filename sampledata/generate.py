@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from directmail.history import DDL as HISTORY_DDL
 from sampledata.countries import COUNTRIES
 
 REFERENCE_DATE = "2026-11-01"
@@ -165,6 +166,8 @@ def generate(database: Path, profiles: int, seed: int = 42) -> dict[str, int]:
         con.execute(PROFILES_SQL, params)
         con.execute(CONSENTS_SQL, {"seed": seed})
         con.execute(ORDERS_SQL, {"seed": seed})
+        for statement in HISTORY_DDL:  # empty history, so that `dbt build` of the reporting views works
+            con.execute(statement)
         return {
             table: con.execute(f"select count(*) from raw_crm.{table}").fetchone()[0]
             for table in ("profiles", "consents", "orders")

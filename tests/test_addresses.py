@@ -157,3 +157,9 @@ def test_batches_stream_in_order_with_the_output_schema():
     assert result.column("is_valid_address").to_pylist() == [True, False]
     assert result.column("address_errors").to_pylist() == [None, "postal_code:invalid"]
     assert result.column("normalized_city").to_pylist() == ["AMSTERDAM", "Amsterdam"]
+
+
+def test_the_extract_contract_also_needs_a_city_and_the_postal_code_a_country_has():
+    japan = validate("神南1丁目19-11", None, "150-0041", "", "東京都", "JP")
+    ireland = validate("1 Grafton Street", None, "", "Dublin 2", "Co. Dublin", "IE")
+    assert (japan.errors, ireland.errors) == ("city:required", "postal_code:required")

@@ -1,7 +1,8 @@
 {#-
     "We miss you" postcard for European customers whose last order is more than a year old, greeted in
     their own language. Written for a mail house that wants ;-separated cp1252 files with CRLF lines,
-    so the labels are the mail house's own.
+    so the labels are the mail house's own. One postcard per household: the runner keeps the member with
+    the highest lifetime value (household_order) and records the others.
 -#}
 with
 
@@ -17,18 +18,17 @@ lapsed as (
         profile_id,
         {{ greeting('language', 'first_name', 'last_name') }} as "Greeting",
         concat_ws(' ', first_name, last_name) as "Name",
-        address_line_1 as "Street",
-        address_line_2 as "Address 2",
-        postal_code as "Postal Code",
-        city as "City",
-        country_code as "Country",
+        normalized_address_line_1 as "Street",
+        normalized_address_line_2 as "Address 2",
+        normalized_postal_code as "Postal Code",
+        normalized_city as "City",
+        normalized_country_code as "Country",
         cast(last_ordered_at as date) as "Last order",
         round(lifetime_value, 2) as "Lifetime value"
 
     from profiles
     where
         is_lapsed_customer
-        and has_usable_address
         and country_code in ('FR', 'DE', 'ES', 'PT', 'GB')
 
 )

@@ -1,7 +1,8 @@
 {#-
-    Winter catalogue to every active customer with a usable address, in every country, carrying the
-    best offer the profile's loyalty tier is eligible for. Postal consent and the holdout are enforced
-    (and counted) by the runner from direct_mail.yml's consent source.
+    Winter catalogue to every active customer, in every country, carrying the best offer the profile's
+    loyalty tier is eligible for, addressed in the normalized form the mail house prints. The runner
+    enforces (and counts) postal consent, suppression lists, invalid addresses, the frequency cap and the
+    holdout, so the model does not filter on them.
 -#}
 with
 
@@ -23,12 +24,12 @@ audience as (
         profiles.profile_id,
         profiles.first_name,
         profiles.last_name,
-        profiles.address_line_1,
-        profiles.address_line_2,
-        profiles.postal_code,
-        profiles.city,
-        profiles.region,
-        profiles.country_code,
+        profiles.normalized_address_line_1 as address_line_1,
+        profiles.normalized_address_line_2 as address_line_2,
+        profiles.normalized_postal_code as postal_code,
+        profiles.normalized_city as city,
+        profiles.normalized_region as region,
+        profiles.normalized_country_code as country_code,
         profiles.loyalty_tier,
         offers.offer_code,
         offers.offer_name,
@@ -37,9 +38,7 @@ audience as (
     from profiles
     left join offers
         on profiles.profile_id = offers.profile_id
-    where
-        profiles.is_active_customer
-        and profiles.has_usable_address
+    where profiles.is_active_customer
 
 )
 

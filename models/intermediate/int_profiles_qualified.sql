@@ -1,6 +1,7 @@
 {#-
     One row per profile with the flags every campaign targets on: postal-mail consent, a usable postal
-    address, and customer activity relative to the run time.
+    address, customer activity relative to the run time; and the address as validated and normalized
+    for printing (int_profiles_addressed).
 -#}
 with
 
@@ -20,6 +21,12 @@ consents as (
 order_summary as (
 
     select * from {{ ref('int_orders_summarized') }}
+
+),
+
+addresses as (
+
+    select * from {{ ref('int_profiles_addressed') }}
 
 ),
 
@@ -44,13 +51,24 @@ qualified as (
         coalesce(
             order_summary.last_ordered_at < {{ dbt.dateadd('day', -365, run_timestamp()) }},
             false
-        ) as is_lapsed_customer
+        ) as is_lapsed_customer,
+        coalesce(addresses.is_valid_address, false) as is_valid_address,
+        addresses.address_errors,
+        addresses.normalized_address_line_1,
+        addresses.normalized_address_line_2,
+        addresses.normalized_postal_code,
+        addresses.normalized_city,
+        addresses.normalized_region,
+        addresses.normalized_country_code,
+        addresses.household_key
 
     from profiles
     left join consents
         on profiles.profile_id = consents.profile_id
     left join order_summary
         on profiles.profile_id = order_summary.profile_id
+    left join addresses
+        on profiles.profile_id = addresses.profile_id
 
 )
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('crm', 'consents') }}
+    select * from {{ crm_source('consents') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('crm', 'orders') }}
+    select * from {{ crm_source('orders') }}
 
 ),
 

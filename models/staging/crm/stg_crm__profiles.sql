@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('crm', 'profiles') }}
+    select * from {{ crm_source('profiles') }}
 
 ),
 

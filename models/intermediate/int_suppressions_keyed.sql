@@ -1,0 +1,37 @@
+{#-
+    Suppression entries ready to match: by profile_id, and by household_key (the normalized address),
+    so that "moved away" or "deceased" at an address suppresses it however the CRM spells it.
+-#}
+with
+
+entries as (
+
+    select * from {{ ref('stg_suppression__entries') }}
+
+),
+
+validated as (
+
+    select * from {{ ref('int_addresses_validated') }}
+
+),
+
+keyed as (
+
+    select
+        entries.list_name,
+        entries.profile_id,
+        validated.household_key,
+        entries.added_on
+
+    from entries
+    left join validated
+        on
+            {{ address_key(
+                'entries.address_line_1', 'entries.address_line_2', 'entries.postal_code',
+                'entries.city', 'entries.region', 'entries.country_code'
+            ) }} = validated.address_key
+
+)
+
+select * from keyed
