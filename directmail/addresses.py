@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import pyarrow as pa
@@ -38,6 +39,7 @@ OUTPUT_SCHEMA = pa.schema(
         ("normalized_country_code", pa.string()),
         ("household_key", pa.string()),
         ("validator_version", pa.string()),
+        ("validated_at", pa.timestamp("us")),
     ]
 )
 
@@ -168,8 +170,9 @@ def validate(
     )
 
 
-def validate_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+def validate_batch(batch: pa.RecordBatch, validated_at: datetime | None = None) -> pa.RecordBatch:
     """`address_key` plus the six INPUT_COLUMNS in, OUTPUT_SCHEMA out (same row order)."""
+    validated_at = validated_at or datetime.now(UTC).replace(tzinfo=None)
     columns = {name: batch.column(name).to_pylist() for name in ("address_key", *INPUT_COLUMNS)}
     out: dict[str, list] = {field.name: [] for field in OUTPUT_SCHEMA}
     for i, key in enumerate(columns["address_key"]):
@@ -185,15 +188,18 @@ def validate_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
         out["normalized_country_code"].append(checked.country_code or None)
         out["household_key"].append(checked.household_key)
         out["validator_version"].append(VALIDATOR_VERSION)
+        out["validated_at"].append(validated_at)
     return pa.RecordBatch.from_pydict(out, schema=OUTPUT_SCHEMA)
 
 
 def validate_batches(batches: Iterable[pa.RecordBatch]) -> pa.RecordBatchReader:
     """A stream of validated batches: memory stays that of one batch whatever the number of addresses."""
 
+    validated_at = datetime.now(UTC).replace(tzinfo=None)
+
     def generate() -> Iterator[pa.RecordBatch]:
         for batch in batches:
             if batch.num_rows:
-                yield validate_batch(batch)
+                yield validate_batch(batch, validated_at)
 
     return pa.RecordBatchReader.from_batches(OUTPUT_SCHEMA, generate())

@@ -16,13 +16,16 @@ from directmail.builder import DbtProject, TargetInfo
 from directmail.campaign import Campaign, parse_campaign_spec
 from directmail.config import DirectMailConfig
 from directmail.pipeline import CampaignRun, RunOptions, parse_run_time
-from directmail.project import Project
+from directmail.project import NodeRef, Project
 
 RUN_TIME = "2026-11-23T06:00:00Z"
 
 
 def make_config(
-    configuration: dict | None = None, landing: str = "landing", routing: dict | None = None
+    configuration: dict | None = None,
+    landing: str = "landing",
+    routing: dict | None = None,
+    extra: dict | None = None,
 ) -> DirectMailConfig:
     """A config with a `landing` folder, plus a `remote` routing (used by the configuration) if given."""
     routings = {"landing": {"type": "local", "directory": landing}}
@@ -34,6 +37,7 @@ def make_config(
             "routing": routings,
             "configurations": {"test": {"routing": used, **(configuration or {})}},
             "consent": {"model": "consents"},
+            **(extra or {}),
         }
     )
 
@@ -56,7 +60,11 @@ class Kit:
         configuration: dict | None = None,
         table: str = "campaign",
         routing: dict | None = None,
+        extra: dict | None = None,
+        seeds: list[str] = (),
     ) -> Project:
+        """`extra`: more direct_mail.yml sections (addresses, suppression), each naming a table in main;
+        `seeds`: tables in main usable as seed lists."""
         spec, findings = parse_campaign_spec(table, {"configuration": "test", **meta}, "models/test.yml")
         assert not findings, findings
         campaign = Campaign(table, spec, f"model.test.{table}", f"main.{table}", "models/test.yml")
@@ -65,13 +73,19 @@ class Kit:
         self.sql(
             "create table if not exists main.consents (profile_id varchar, marketing_action varchar, consent_value varchar)"
         )
+        sources = {
+            key: NodeRef(value["model"], f"main.{value['model']}", f"model.test.{value['model']}")
+            for key, value in (extra or {}).items()
+        }
         return Project(
             self.directory,
             dbt,
-            make_config(configuration, routing=routing),
+            make_config(configuration, routing=routing, extra=extra),
             {table: campaign},
             "main.consents",
             None,
+            sources=sources,
+            seeds={name: NodeRef(name, f"main.{name}", f"seed.test.{name}") for name in seeds},
         )
 
     def run(self, project: Project, campaign: str = "campaign", run_time: str = RUN_TIME, **options):

@@ -8,7 +8,7 @@ import json
 import yaml
 
 from tests.servers import SFTP_PASSWORD
-from tests.test_sample_project import cli, landing_files, query
+from tests.test_sample_project import cli, query
 
 
 def test_sample_campaigns_delivered_to_sftp_encrypted_s3_and_azure(
@@ -20,9 +20,11 @@ def test_sample_campaigns_delivered_to_sftp_encrypted_s3_and_azure(
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string())
     azurite.service().create_container("mail-drops")
 
-    # the plain reference: winter_catalog to the landing folder, as the sample ships
-    assert cli(sample_project, "run", "winter_catalog", "--run-time", "2026-11-23T05:59:59Z").exit_code == 0
-    plain = landing_files(sample_project)
+    # the plain reference: a dry run of the same slot (nothing recorded, so no frequency cap applies next)
+    dry = cli(sample_project, "run", "winter_catalog", "--run-time", "2026-11-23T06:00:00Z", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    dry_dir = sample_project / ".directmail" / "dry-run" / "winter_catalog_2026-11-23T060000Z"
+    plain = {str(p.relative_to(dry_dir)): p.read_bytes() for p in dry_dir.rglob("*") if p.is_file()}
 
     config_file = sample_project / "direct_mail.yml"
     config = yaml.safe_load(config_file.read_text())
