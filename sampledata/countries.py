@@ -2,7 +2,8 @@
 
 Localities are real (postal code, city, region) triples so that the generated addresses validate against
 each country's postal rules; streets and names are common ones. `line_1` is a format with `{n}` for the
-house number and `{street}` for the street; `line_2` values are optional second lines, where `{k}` is a flat number.
+house number and `{street}` for the street; `line_2` values are optional second lines, where `{k}` is a
+flat number.
 """
 
 COUNTRIES: dict[str, dict] = {

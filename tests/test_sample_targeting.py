@@ -127,7 +127,6 @@ def test_sample_runs_exclude_with_reasons_and_details(sample_project):
 
 def test_frequency_cap_excludes_what_was_mailed_within_the_window(sample_project):
     assert cli(sample_project, "run", "winter_catalog", "--run-time", RUN_TIME).exit_code == 0
-    first = query(sample_project, "select count(*) from direct_mail.sends where file_name is not null")[0][0]
     result = cli(sample_project, "run", "winter_catalog", "--run-time", NEXT_DAY)
     assert result.exit_code == 0, result.output
     capped = query(
