@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from directmail.errors import ConfigError
+from directmail.errors import ConfigError, ExtractInvalid
 
 ADDRESSED = """
 create table campaign as select * from (values
@@ -227,7 +227,7 @@ def test_seed_rows_are_validated_like_profiles(kit):
         },
         seeds=["proofs"],
     )
-    with pytest.raises(Exception, match="identity S2.*'fr' is not an ISO 3166-1 alpha-2 country code"):
+    with pytest.raises(ExtractInvalid, match=r"identity S2.*'fr' is not an ISO 3166-1 alpha-2 country code"):
         kit.run(project)
     assert not (kit.directory / "landing" / "out.csv").exists()
 
