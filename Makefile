@@ -26,12 +26,15 @@ test-servers:  ## What the delivery tests start: sshd + gpg (Debian packages, ne
 sample: setup  ## (Re)generate the sample CRM into warehouse/directmail.duckdb
 	$(RUN) python -m sampledata.generate --database warehouse/directmail.duckdb --profiles $(PROFILES)
 
-demo: sample  ## Sample warehouse → both sample campaigns → files in landing/ → report
+demo: sample  ## Sample warehouse → both sample campaigns → files in landing/ → report → a proof
 	$(RUN) directmail validate
 	$(RUN) directmail run winter_catalog
 	$(RUN) directmail run lapsed_postcard
 	$(RUN) directmail list
-	$(RUN) directmail report winter_catalog
+	$(RUN) directmail report lapsed_postcard
+	@echo; echo "A proof of lapsed_postcard for the test personas (seeds/test_profiles.csv):"
+	$(RUN) directmail preview lapsed_postcard --test-profiles
+	$(RUN) dbt build --select +campaign_exclusions --profiles-dir . --quiet
 	@echo; echo "Files delivered to landing/:"; find landing -type f | sort
 
 test: setup test-servers  ## The whole test suite (starts and stops its own servers)

@@ -154,7 +154,7 @@ from per_profile
 
 
 def generate(database: Path, profiles: int, seed: int = 42) -> dict[str, int]:
-    """(Re)create raw_crm.profiles, raw_crm.consents and raw_crm.orders; return their row counts."""
+    """(Re)create raw_crm.profiles, .consents and .orders and an empty history; return the row counts."""
     database.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(database)) as con:
         con.execute("create schema if not exists raw_crm")
@@ -166,7 +166,10 @@ def generate(database: Path, profiles: int, seed: int = 42) -> dict[str, int]:
         con.execute(PROFILES_SQL, params)
         con.execute(CONSENTS_SQL, {"seed": seed})
         con.execute(ORDERS_SQL, {"seed": seed})
-        for statement in HISTORY_DDL:  # empty history, so that `dbt build` of the reporting views works
+        # A new sample CRM starts with an empty history (no frequency cap carried over from an earlier
+        # sample), whose tables exist so that `dbt build` of the reporting views works.
+        con.execute("drop schema if exists direct_mail cascade")
+        for statement in HISTORY_DDL:
             con.execute(statement)
         return {
             table: con.execute(f"select count(*) from raw_crm.{table}").fetchone()[0]
