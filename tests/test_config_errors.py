@@ -294,7 +294,7 @@ def test_settings_naming_missing_columns_are_refused():
 
 
 def test_household_order_without_household_is_refused():
-    spec, findings = parse_campaign_spec("winter", {**BASE_META, "household_order": ["ltv desc"]}, "m.yml")
+    _, findings = parse_campaign_spec("winter", {**BASE_META, "household_order": ["ltv desc"]}, "m.yml")
     assert [str(f) for f in findings] == [
         "error: m.yml: models.winter.config.meta.direct_mail: household_order is only used with household: true"
     ]

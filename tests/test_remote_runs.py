@@ -125,11 +125,6 @@ def test_sample_campaigns_delivered_to_sftp_encrypted_s3_and_azure(
             "azure_drop: azure://devstoreaccount1/mail-drops/postcards-in/",
         ),
         (
-            "winter_catalog@2026-11-23T05:59:59Z",
-            "delivered",
-            f"landing: local folder {sample_project / 'landing'}",
-        ),
-        (
             "winter_catalog@2026-11-23T06:00:00Z",
             "delivered",
             f"mailhouse_sftp: sftp://dmsftp@127.0.0.1:{sshd.port}{sshd.root}/inbound",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -35,17 +36,18 @@ def test_dbt_build_runs_models_data_tests_and_unit_tests(sample_project):
 
     from directmail.builder import release_connections
 
-    result = dbtRunner().invoke(
-        [
-            "build",
-            "--project-dir",
-            str(sample_project),
-            "--profiles-dir",
-            str(sample_project),
-            "--log-level",
-            "none",
-        ]
-    )
+    with contextlib.chdir(sample_project):  # profiles.yml's warehouse path is relative to the project
+        result = dbtRunner().invoke(
+            [
+                "build",
+                "--project-dir",
+                str(sample_project),
+                "--profiles-dir",
+                str(sample_project),
+                "--log-level",
+                "none",
+            ]
+        )
     release_connections()
     assert result.success
     kinds = {}
@@ -70,15 +72,17 @@ def test_run_writes_files_records_history_and_is_idempotent(sample_project):
     )
     assert lines[-2:] == ["END OF FILE", ""]
     assert "\n" not in text.replace("\r\n", "")
-    postal_codes = [line.split(";")[5] for line in lines[2:-2]]
+    rows, seeds = lines[2:-4], lines[-4:-2]  # the seed list's two proof addresses end the file
+    assert [seed.split(";")[0] for seed in seeds] == ["PROOF-FR", "PROOF-GB"]
+    postal_codes = [line.split(";")[5] for line in rows]
     assert postal_codes == sorted(postal_codes)
-    assert any(line.split(";")[1].startswith(("Bonjour ", "Hallo ", "Hola ", "Olá ")) for line in lines[2:-2])
+    assert any(line.split(";")[1].startswith(("Bonjour ", "Hallo ", "Hola ", "Olá ")) for line in rows)
     manifest = json.loads(files[f"{stem}.manifest.json"])
     assert manifest["total_rows"] == len(lines) - 4
 
     runs = query(sample_project, "select status, targeted, exported, holdout, excluded from direct_mail.runs")
     status, targeted, exported, holdout, excluded = runs[0]
-    assert status == "delivered" and exported == manifest["total_rows"]
+    assert status == "delivered" and exported + len(seeds) == manifest["total_rows"]
     assert targeted == exported + sum(json.loads(excluded).values())
     assert query(sample_project, "select count(*) from direct_mail.sends") == [(exported + holdout,)]
     refused = query(

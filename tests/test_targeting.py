@@ -40,6 +40,12 @@ ADDRESS_COLUMNS = {
     "city": "city",
     "country": "country_code",
 }
+HOUSEHOLD_BY_VALUE = {
+    "file_name": "out.csv",
+    "address_columns": ADDRESS_COLUMNS,
+    "household": True,
+    "household_order": ["lifetime_value desc"],
+}
 SOURCES = {
     "addresses": {"model": "addresses"},
     "suppression": {"model": "suppressions"},
@@ -53,15 +59,7 @@ def exclusions(kit) -> dict[str, tuple[str, str | None]]:
 
 def test_suppression_invalid_address_and_household_are_excluded_with_their_details(kit):
     kit.sql(ADDRESSED)
-    project = kit.project(
-        {
-            "file_name": "out.csv",
-            "address_columns": ADDRESS_COLUMNS,
-            "household": True,
-            "household_order": ["lifetime_value desc"],
-        },
-        extra=SOURCES,
-    )
+    project = kit.project(HOUSEHOLD_BY_VALUE, extra=SOURCES)
     record = kit.run(project)
 
     assert kit.landing()["out.csv"] == (
@@ -96,15 +94,7 @@ def test_household_representative_defaults_to_the_identity(kit):
 def test_an_excluded_member_never_takes_the_household_piece(kit):
     """The representative is chosen among the profiles that may be mailed."""
     kit.sql(ADDRESSED)
-    project = kit.project(
-        {
-            "file_name": "out.csv",
-            "address_columns": ADDRESS_COLUMNS,
-            "household": True,
-            "household_order": ["lifetime_value desc"],
-        },
-        extra=SOURCES,
-    )
+    project = kit.project(HOUSEHOLD_BY_VALUE, extra=SOURCES)
     kit.sql("insert into consents values ('P2', 'direct_mail', 'n')")
     kit.run(project)
     assert kit.sql("select profile_id from direct_mail.sends") == [("P1",)]
