@@ -3,13 +3,14 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 PROFILES ?= 2000
+BENCH_SIZES ?= 100000
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
-.PHONY: setup test-servers sample demo test lint format docs clean ui serve
+.PHONY: setup test-servers sample demo test bench lint format docs clean ui serve
 
 setup:  ## Python environment from uv.lock
 	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --quiet uv
@@ -39,6 +40,9 @@ demo: sample  ## Sample warehouse → both sample campaigns → files in landing
 
 test: setup test-servers  ## The whole test suite (starts and stops its own servers)
 	$(RUN) pytest -q
+
+bench: setup test-servers  ## Extract vs the COPY floor and pandas (BENCH_SIZES=1000000,3000000,10000000 for all)
+	$(RUN) python -m bench.extract --sizes $(BENCH_SIZES) --sftp
 
 warehouse/directmail.duckdb:
 	$(MAKE) sample
