@@ -59,30 +59,15 @@ def measure(size: int, work: Path) -> dict:
 
 
 def sftp(extract_dir: Path) -> dict[str, float]:
-    from bench.upload import best_of, openssh_put, sftp_routing
-    from directmail.delivery.sftp import SftpDestination
-    from tests.servers import SshServer
+    from bench.upload import compare_sftp
 
     source = max((p for p in extract_dir.rglob("*.csv") if p.is_file()), key=lambda p: p.stat().st_size)
-    server = SshServer()
-    try:
-        known_hosts = server.write_known_hosts(extract_dir / "known_hosts")
-        routing = sftp_routing(server, known_hosts)
-
-        def directmail_put() -> None:
-            destination = SftpDestination("bench", routing, extract_dir)
-            destination.put(source, "directmail.csv")
-            destination.close()
-
-        megabytes = source.stat().st_size / 1e6
-        directmail = best_of(3, directmail_put)
-        openssh = best_of(3, lambda: openssh_put(server, known_hosts, source, extract_dir))
-    finally:
-        server.remove()
+    megabytes = source.stat().st_size / 1e6
+    seconds = compare_sftp(source, extract_dir, repeat=3)
     return {
         "megabytes": megabytes,
-        "directmail_mb_s": megabytes / directmail,
-        "openssh_mb_s": megabytes / openssh,
+        "directmail_mb_s": megabytes / seconds["directmail sftp (paramiko)"],
+        "openssh_mb_s": megabytes / seconds["OpenSSH sftp"],
     }
 
 

@@ -76,6 +76,26 @@ def openssh_put(server: SshServer, known_hosts: Path, source: Path, work: Path) 
     )  # fmt: skip
 
 
+def compare_sftp(source: Path, work: Path, repeat: int) -> dict[str, float]:
+    """Best-of-`repeat` seconds to upload `source` with directmail's SFTP and with OpenSSH's `sftp`."""
+    server = SshServer()
+    try:
+        known_hosts = server.write_known_hosts(work / "known_hosts")
+        routing = sftp_routing(server, known_hosts)
+
+        def directmail_put() -> None:
+            destination = SftpDestination("bench", routing, work)
+            destination.put(source, "directmail.csv")
+            destination.close()
+
+        return {
+            "directmail sftp (paramiko)": best_of(repeat, directmail_put),
+            "OpenSSH sftp": best_of(repeat, lambda: openssh_put(server, known_hosts, source, work)),
+        }
+    finally:
+        server.remove()
+
+
 def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -89,22 +109,7 @@ def main() -> None:
         size_mb = source.stat().st_size / 1e6
         results: dict[str, float] = {}
 
-        server = SshServer()
-        try:
-            known_hosts = server.write_known_hosts(work / "known_hosts")
-            routing = sftp_routing(server, known_hosts)
-
-            def directmail_put() -> None:
-                destination = SftpDestination("bench", routing, work)
-                destination.put(source, "directmail.csv")
-                destination.close()
-
-            results["directmail sftp (paramiko)"] = best_of(args.repeat, directmail_put)
-            results["OpenSSH sftp"] = best_of(
-                args.repeat, lambda: openssh_put(server, known_hosts, source, work)
-            )
-        finally:
-            server.remove()
+        results.update(compare_sftp(source, work, args.repeat))
 
         s3 = S3Server()
         try:
