@@ -124,28 +124,18 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
         parts.joins.append(f"left join address_rows on address_rows.address_identity = {identity}")
     if rules.suppression is not None:
         s = rules.suppression.source
-        suppressed = []
+        matches = []  # (CTE name, key column in the suppression model, what it is compared with)
         if s.identity is not None:
-            parts.ctes.append(
-                f"suppressed_profiles as (select cast({q(s.identity)} as varchar) as suppressed_identity, "
-                f"min({q(s.list)}) as list_name from {rules.suppression.relation} "
-                f"where {q(s.identity)} is not null group by 1)"
-            )
-            parts.joins.append(
-                f"left join suppressed_profiles on suppressed_profiles.suppressed_identity = {identity}"
-            )
-            suppressed.append("suppressed_profiles.list_name")
+            matches.append(("suppressed_profiles", f"cast({q(s.identity)} as varchar)", identity))
         if s.household_key is not None and rules.addresses is not None:
+            matches.append(("suppressed_households", q(s.household_key), "address_rows.address_household"))
+        for name, key, compared in matches:
             parts.ctes.append(
-                f"suppressed_households as (select {q(s.household_key)} as suppressed_household, "
-                f"min({q(s.list)}) as list_name from {rules.suppression.relation} "
-                f"where {q(s.household_key)} is not null group by 1)"
+                f"{name} as (select {key} as suppressed_key, min({q(s.list)}) as list_name "
+                f"from {rules.suppression.relation} where {key} is not null group by 1)"
             )
-            parts.joins.append(
-                "left join suppressed_households "
-                "on suppressed_households.suppressed_household = address_rows.address_household"
-            )
-            suppressed.append("suppressed_households.list_name")
+            parts.joins.append(f"left join {name} on {name}.suppressed_key = {compared}")
+        suppressed = [f"{name}.list_name" for name, _, _ in matches]
         if suppressed:
             list_name = f"coalesce({', '.join(suppressed)})" if len(suppressed) > 1 else suppressed[0]
             parts.reasons.append((f"{list_name} is not null", "suppressed", list_name))
@@ -289,26 +279,30 @@ from reasoned
     return ExtractPlan(campaign, labels, staging_table), sql
 
 
-def reason_counts(warehouse: Warehouse, plan: ExtractPlan) -> dict[str, int]:
-    table = warehouse.query(f"select {REASON} as reason, count(*) as n from {plan.staging_table} group by 1")
-    counts = dict.fromkeys((*REASONS, EXPORTED), 0)
-    counts.update(dict(zip(table["reason"].to_pylist(), table["n"].to_pylist(), strict=True)))
-    return counts
+DETAILED_REASONS = ("suppressed", "invalid_address")
 
 
-def reason_details(warehouse: Warehouse, plan: ExtractPlan) -> dict[str, dict[str, int]]:
-    """Counts per suppression list and per address error code (an address can fail on several)."""
+def reason_summary(
+    warehouse: Warehouse, plan: ExtractPlan
+) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Rows per reason, and per suppression list and address error code (an address can fail on
+    several), from one pass over the staging table."""
+    detailed = ", ".join(f"'{reason}'" for reason in DETAILED_REASONS)
     table = warehouse.query(
-        f"select {REASON} as reason, {DETAIL} as detail, count(*) as n from {plan.staging_table} "
-        f"where {REASON} in ('suppressed', 'invalid_address') group by 1, 2"
+        f"select {REASON} as reason, case when {REASON} in ({detailed}) then {DETAIL} end as detail, "
+        f"count(*) as n from {plan.staging_table} group by 1, 2"
     )
+    counts = dict.fromkeys((*REASONS, EXPORTED), 0)
     details: dict[str, dict[str, int]] = {}
     for reason, detail, n in zip(*(table[c].to_pylist() for c in ("reason", "detail", "n")), strict=True):
+        counts[reason] = counts.get(reason, 0) + n
+        if reason not in DETAILED_REASONS:
+            continue
         codes = (detail or "").split(";") if reason == "invalid_address" else [detail or ""]
         for code in codes:
             per_reason = details.setdefault(reason, {})
             per_reason[code] = per_reason.get(code, 0) + n
-    return {reason: dict(sorted(codes.items())) for reason, codes in sorted(details.items())}
+    return counts, {reason: dict(sorted(codes.items())) for reason, codes in sorted(details.items())}
 
 
 def stream_rows(warehouse: Warehouse, plan: ExtractPlan, batch_size: int = 65_536) -> pa.RecordBatchReader:

@@ -43,8 +43,7 @@ from directmail.extract import (
     drop_staging,
     file_columns,
     plan_extract,
-    reason_counts,
-    reason_details,
+    reason_summary,
     stream_rows,
 )
 from directmail.history import DELIVERED, History, RunRecord
@@ -125,6 +124,7 @@ class CampaignRun:
         self._warehouse: Warehouse | None = None
         self._plan: ExtractPlan | None = None
         self._relations: dict[str, str] = {}  # unique id → relation, where a test-profile build put it
+        self._rows_per_part: int | None = None  # profile rows per part, once written (seed rows take room)
         self.seeds: SeedRows | None = None
         self.staged: list[StagedFile] = []
         self.staging_dir = (
@@ -192,15 +192,18 @@ class CampaignRun:
             raise ConfigError([Finding("dbt_project.yml", "macros.generate_schema_name", reason)])
         return relations
 
-    def _relation(self, ref: NodeRef | None) -> str | None:
-        return None if ref is None else self._relations.get(ref.unique_id, ref.relation)
+    def _relation(self, unique_id: str | None, relation: str) -> str:
+        """The relation a node was built as in this run (a test-profile build puts it elsewhere)."""
+        return self._relations.get(unique_id or "", relation)
+
+    def _source_relation(self, ref: NodeRef) -> str:
+        return self._relation(ref.unique_id, ref.relation)
 
     def extract(self) -> None:
         """Check the model's columns, then stage the ordered extract with every exclusion reason."""
         warehouse = self._open()
         campaign = replace(
-            self.campaign,
-            relation=self._relations.get(self.campaign.unique_id, self.campaign.relation),
+            self.campaign, relation=self._relation(self.campaign.unique_id, self.campaign.relation)
         )
         if not warehouse.relation_exists(campaign.relation):
             raise ConfigError(
@@ -222,10 +225,9 @@ class CampaignRun:
         self.progress("excluding, de-duplicating and ordering in the warehouse")
         History(warehouse).ensure_tables()
         warehouse.execute(sql)
-        counts = reason_counts(warehouse, self._plan)
+        counts, self.record.exclusion_details = reason_summary(warehouse, self._plan)
         self.record.targeted = sum(counts.values())
         self.record.excluded = {reason: n for reason, n in counts.items() if reason != EXPORTED}
-        self.record.exclusion_details = reason_details(warehouse, self._plan)
         self.record.holdout = counts["holdout"]
         self.record.duplicates_removed = counts["duplicate"]
         self.record.exported = counts[EXPORTED]
@@ -235,15 +237,15 @@ class CampaignRun:
         config, spec, proof = self.project.config, self.campaign.spec, self.options.test_profiles
         consent = addresses = suppression = frequency = None
         if config.consent and self.project.consent_relation:
-            relation = self._relations.get(
-                self.project.consent_unique_id or "", self.project.consent_relation
-            )
+            relation = self._relation(self.project.consent_unique_id, self.project.consent_relation)
             consent = ConsentRule(relation, config.consent, self.configuration.marketing_action)
         if config.addresses and "addresses" in self.project.sources:
-            addresses = AddressRule(self._relation(self.project.sources["addresses"]), config.addresses)
+            addresses = AddressRule(
+                self._source_relation(self.project.sources["addresses"]), config.addresses
+            )
         if config.suppression and "suppression" in self.project.sources:
             suppression = SuppressionRule(
-                self._relation(self.project.sources["suppression"]), config.suppression
+                self._source_relation(self.project.sources["suppression"]), config.suppression
             )
         cap = spec.frequency_cap or self.configuration.frequency_cap
         if cap is not None and not proof:  # a proof has no history to count
@@ -256,7 +258,7 @@ class CampaignRun:
         if name is None:
             return None
         seeds = read_seed_rows(
-            self._warehouse, self._relation(self.project.seeds[name]), self.campaign, self._plan.labels
+            self._warehouse, self._source_relation(self.project.seeds[name]), self.campaign, self._plan.labels
         )
         limit = min(MAX_SEED_ROWS, self.configuration.split_threshold - 1)
         if seeds.count > limit:
@@ -440,27 +442,27 @@ class CampaignRun:
         )
         return self._warehouse.query(sql).to_pylist()
 
-    def _exclusions_sql(self) -> str:
+    def _history_rows_sql(self, columns: list[str], where: str) -> str:
+        """Staging rows as history rows: run id, campaign, identity, `columns`, the run's finish time."""
         d = self._warehouse.dialect
-        recorded_at = d.literal(self.record.finished_at.isoformat(sep=" "))
+        finished_at = d.literal(self.record.finished_at.isoformat(sep=" "))
         return (
-            f"select {d.literal(self.run_id)}, {d.literal(self.campaign.name)}, {IDENTITY}, {REASON}, "
-            f"{DETAIL}, cast({recorded_at} as timestamp) "
-            f"from {self._plan.staging_table} where {REASON} <> '{EXPORTED}'"
+            f"select {d.literal(self.run_id)}, {d.literal(self.campaign.name)}, {IDENTITY}, "
+            f"{', '.join(columns)}, cast({finished_at} as timestamp) "
+            f"from {self._plan.staging_table} where {where}"
         )
+
+    def _exclusions_sql(self) -> str:
+        return self._history_rows_sql([REASON, DETAIL], f"{REASON} <> '{EXPORTED}'")
 
     def _sends_sql(self) -> str:
         d = self._warehouse.dialect
-        threshold = self._rows_per_part
         names = [f.name for f in self.staged]
-        part = f"cast(floor(({ROW} - 1) / {threshold}) as integer)"
+        part = f"cast(floor(({ROW} - 1) / {self._rows_per_part}) as integer)"
         branches = " ".join(f"when {i} then {d.literal(name)}" for i, name in enumerate(names))
         file_name = f"case when {REASON} = '{EXPORTED}' then case {part} {branches} end end"
-        sent_at = d.literal(self.record.finished_at.isoformat(sep=" "))
-        return (
-            f"select {d.literal(self.run_id)}, {d.literal(self.campaign.name)}, {IDENTITY}, {file_name}, "
-            f"{REASON} = 'holdout', cast({sent_at} as timestamp) "
-            f"from {self._plan.staging_table} where {REASON} in ('{EXPORTED}', 'holdout')"
+        return self._history_rows_sql(
+            [file_name, f"{REASON} = 'holdout'"], f"{REASON} in ('{EXPORTED}', 'holdout')"
         )
 
     def _encrypt(self, staged: list[StagedFile]) -> list[StagedFile]:

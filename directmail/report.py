@@ -8,11 +8,9 @@ from rich.table import Table
 from directmail.extract import REASONS
 from directmail.history import RunRecord
 
-REASON_ORDER = REASONS  # the order in which they apply
-
 
 def _excluded_items(record: RunRecord) -> list[tuple[str, int]]:
-    order = {reason: i for i, reason in enumerate(REASON_ORDER)}
+    order = {reason: i for i, reason in enumerate(REASONS)}  # the order in which they apply
     return sorted(record.excluded.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
 
 
