@@ -44,12 +44,20 @@ def extract(project: Path, output: Path) -> dict:
         run.check()
         started = time.perf_counter()
         run.extract()
+        staged = time.perf_counter()
         run.write()
         seconds = time.perf_counter() - started
     finally:
         run.close()
     shutil.move(run.staging_dir, output)
-    return {"seconds": seconds, "rows": run.record.exported, "files": len(run.staged)}
+    return {
+        "seconds": seconds,
+        "warehouse_seconds": staged - started,  # exclusions, dedupe and order into the staging table
+        "write_seconds": seconds - (staged - started),  # stream, pandera, encode, split, write
+        "rows": run.record.exported,
+        "targeted": run.record.targeted,
+        "files": len(run.staged),
+    }
 
 
 def floor(project: Path, output: Path) -> dict:

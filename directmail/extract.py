@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from directmail.campaign import Campaign, SortKey, written_columns
 from directmail.config import AddressSource, ConsentSource, FrequencyCap, SuppressionSource
+from directmail.textformat import LineEncoder
 from directmail.warehouse import Warehouse
 
 STAGING_SCHEMA = "direct_mail"
@@ -21,6 +22,7 @@ ROW = "_dm_row"
 IDENTITY = "_dm_identity"
 REASON = "_dm_reason"
 DETAIL = "_dm_detail"
+LINE = "_dm_line"
 EXPORTED = "exported"
 # In the order they are applied: a profile is counted once, under the first reason that applies.
 REASONS = (
@@ -74,20 +76,32 @@ class Rules:
 
 @dataclass
 class ExtractPlan:
-    """The SQL of one campaign run's extract, and the labels of the file's columns."""
+    """The SQL of one campaign run's extract, and the labels of the file's columns.
+
+    The staging table is written in file order with the exported rows first, so an exported row's number
+    in the file is its position in the table plus one: no second sort, and the history can name each
+    row's part from its position.
+    """
 
     campaign: Campaign
     labels: list[str]
     staging_table: str
+    exported: int = 0  # known once the staging table is filled (reason_summary)
 
-    def stream_sql(self, warehouse: Warehouse, limit: int | None = None) -> str:
-        q = warehouse.dialect.quote
-        columns = ", ".join(q(f"_dm_c{i}") + " as " + q(label) for i, label in enumerate(self.labels))
-        sql = (
-            f"select {ROW}, {IDENTITY}, {columns} from {self.staging_table} "
-            f"where {REASON} = '{EXPORTED}' order by {ROW}"
+    def row_number(self, warehouse: Warehouse) -> str:
+        return f"({warehouse.dialect.insertion_position()} + 1)"
+
+    def stream_sql(self, warehouse: Warehouse, separator: str, newline: str, limit: int | None = None) -> str:
+        """Exported rows in file order: row number, identity, the text columns and the finished line."""
+        d = warehouse.dialect
+        fields = [f"_dm_c{i}" for i in range(len(self.labels))]
+        columns = ", ".join(f"{f} as {d.quote(label)}" for f, label in zip(fields, self.labels, strict=True))
+        rows = self.exported if limit is None else min(self.exported, int(limit))
+        return (
+            f"select {self.row_number(warehouse)} as {ROW}, {IDENTITY}, {columns}, "
+            f"{d.text_line(fields, separator, newline)} as {LINE} from {self.staging_table} "
+            f"where {d.insertion_position()} < {rows}"
         )
-        return sql + (f" limit {int(limit)}" if limit is not None else "")
 
 
 @dataclass
@@ -116,10 +130,11 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
     if rules.addresses is not None:
         a = rules.addresses.source
         parts.ctes.append(
+            # One row per profile (checked after the join: see pipeline.check_join_fanout).
             f"address_rows as (select cast({q(a.identity)} as varchar) as address_identity, "
-            f"min(coalesce(cast({q(a.errors)} as varchar), '')) as address_errors, "
-            f"min({q(a.household_key)}) as address_household "
-            f"from {rules.addresses.relation} group by 1)"
+            f"coalesce(cast({q(a.errors)} as varchar), '') as address_errors, "
+            f"{q(a.household_key)} as address_household "
+            f"from {rules.addresses.relation})"
         )
         parts.joins.append(f"left join address_rows on address_rows.address_identity = {identity}")
     if rules.suppression is not None:
@@ -187,7 +202,7 @@ def plan_extract(
     types = dict(column_types)
     labels = written_columns(campaign, [name for name, _ in column_types])
     identity = f"cast(campaign.{q(spec.identity)} as varchar)"
-    staging_table = f"{STAGING_SCHEMA}.{q(staging_name)}"
+    staging_table = f"temp.main.{q(staging_name)}"  # temporary: it lives as long as the run's connection
 
     formatted = [
         f"{d.as_text('campaign.' + q(label), types[label])} as _dm_c{i}" for i, label in enumerate(labels)
@@ -225,9 +240,12 @@ def plan_extract(
     threshold = round(spec.holdout_percent * 100) if rules.holdout else 0
     in_holdout = f"{d.holdout_bucket(holdout_key)} < {threshold}" if threshold else "false"
     ctes = "".join(f"{cte},\n" for cte in parts.ctes)
+    copy_hash = d.row_hash([f"_dm_c{i}" for i in range(len(labels))])
 
+    # Duplicates (rows whose written columns are all equal) are rare: only rows whose hash repeats take
+    # part in the window that keeps the first copy in file order; every other row is its own first copy.
     sql = f"""
-create or replace table {staging_table} as
+create or replace temporary table {staging_table} as
 with
 {ctes}targeted as (
     select
@@ -252,16 +270,32 @@ flagged as (
         case
             when _dm_excluded is not null then _dm_excluded_detail
             when _dm_member > 1 then _dm_representative
-        end as {DETAIL}
+        end as {DETAIL},
+        {copy_hash} as _dm_copy_hash
     from households
 ),
-copies as (
-    select
-        *,
-        case when _dm_flag is null
-            then row_number() over (partition by _dm_flag, {copy_key} order by {order})
-        end as _dm_copy
+repeated as (
+    select _dm_copy_hash as _dm_repeated_hash
     from flagged
+    where _dm_flag is null
+    group by 1
+    having count(*) > 1
+),
+candidates as (
+    select
+        flagged.*,
+        flagged._dm_flag is null and repeated._dm_repeated_hash is not null as _dm_may_repeat
+    from flagged
+    left join repeated on flagged._dm_copy_hash = repeated._dm_repeated_hash
+),
+copies as (
+    select *, 1 as _dm_copy
+    from candidates
+    where not _dm_may_repeat
+    union all
+    select *, row_number() over (partition by {copy_key} order by {order}) as _dm_copy
+    from candidates
+    where _dm_may_repeat
 ),
 reasoned as (
     select
@@ -269,12 +303,9 @@ reasoned as (
         coalesce(_dm_flag, case when _dm_copy > 1 then 'duplicate' else '{EXPORTED}' end) as {REASON}
     from copies
 )
-select
-    *,
-    case when {REASON} = '{EXPORTED}'
-        then row_number() over (partition by {REASON} = '{EXPORTED}' order by {order})
-    end as {ROW}
+select *
 from reasoned
+order by {REASON} <> '{EXPORTED}', {order}
 """
     return ExtractPlan(campaign, labels, staging_table), sql
 
@@ -305,13 +336,15 @@ def reason_summary(
     return counts, {reason: dict(sorted(codes.items())) for reason, codes in sorted(details.items())}
 
 
-def stream_rows(warehouse: Warehouse, plan: ExtractPlan, batch_size: int = 65_536) -> pa.RecordBatchReader:
-    return warehouse.stream(plan.stream_sql(warehouse), batch_size)
+def stream_rows(
+    warehouse: Warehouse, plan: ExtractPlan, encoder: LineEncoder, batch_size: int = 65_536
+) -> pa.RecordBatchReader:
+    return warehouse.stream(plan.stream_sql(warehouse, encoder.separator, encoder.newline), batch_size)
 
 
-def file_columns(batch: pa.RecordBatch) -> list[pa.Array]:
-    """A streamed batch's written columns, in file order (without the row number and identity)."""
-    return [batch.column(i) for i in range(2, batch.num_columns)]
+def file_lines(batch: pa.RecordBatch) -> pa.Array:
+    """A streamed batch's finished lines (contract 3's text of each row, line ending included)."""
+    return batch.column(batch.schema.get_field_index(LINE))
 
 
 def drop_staging(warehouse: Warehouse, plan: ExtractPlan) -> None:

@@ -33,7 +33,6 @@ from directmail.extract import (
     EXPORTED,
     IDENTITY,
     REASON,
-    ROW,
     AddressRule,
     ConsentRule,
     ExtractPlan,
@@ -41,7 +40,7 @@ from directmail.extract import (
     Rules,
     SuppressionRule,
     drop_staging,
-    file_columns,
+    file_lines,
     plan_extract,
     reason_summary,
     stream_rows,
@@ -226,12 +225,26 @@ class CampaignRun:
         History(warehouse).ensure_tables()
         warehouse.execute(sql)
         counts, self.record.exclusion_details = reason_summary(warehouse, self._plan)
+        self._plan.exported = counts[EXPORTED]
         self.record.targeted = sum(counts.values())
+        self._check_join_fanout(campaign.relation)
         self.record.excluded = {reason: n for reason, n in counts.items() if reason != EXPORTED}
         self.record.holdout = counts["holdout"]
         self.record.duplicates_removed = counts["duplicate"]
         self.record.exported = counts[EXPORTED]
         self.seeds = self._read_seeds()
+
+    def _check_join_fanout(self, relation: str) -> None:
+        """The addresses source is joined as is (one row per profile, no aggregation at scale): a source
+        with several rows for a profile would multiply targeted rows, so the run stops before writing."""
+        rows = self._warehouse.query(f"select count(*) as n from {relation}")["n"][0].as_py()
+        if self.record.targeted > rows and self.project.config.addresses is not None:
+            identity = self.project.config.addresses.identity
+            reason = (
+                f"the addresses source has more than one row for some {identity}; it must have one row "
+                "per profile"
+            )
+            raise ConfigError([Finding(CONFIG_FILE, "addresses", reason)])
 
     def _rules(self) -> Rules:
         config, spec, proof = self.project.config, self.campaign.spec, self.options.test_profiles
@@ -257,9 +270,8 @@ class CampaignRun:
         name = self.campaign.spec.seed_list
         if name is None:
             return None
-        seeds = read_seed_rows(
-            self._warehouse, self._source_relation(self.project.seeds[name]), self.campaign, self._plan.labels
-        )
+        relation = self._source_relation(self.project.seeds[name])
+        seeds = read_seed_rows(self._warehouse, relation, self.campaign, self._plan.labels, self._encoder())
         limit = min(MAX_SEED_ROWS, self.configuration.split_threshold - 1)
         if seeds.count > limit:
             reason = (
@@ -287,16 +299,16 @@ class CampaignRun:
                 self._plan.labels,
                 spec.header_note,
                 spec.footer_note,
-                self.seeds.file_columns() if self.seeds else None,
+                self.seeds.lines() if self.seeds else None,
             ),
             self.record.exported,
             configuration.split_threshold,
         )
         self.progress(f"writing {self.record.exported:,} rows")
-        for batch in stream_rows(self._warehouse, self._plan, self.options.batch_size):
+        for batch in stream_rows(self._warehouse, self._plan, encoder, self.options.batch_size):
             validator.validate(batch)
             if validator.failure_count == 0:
-                writer.write(file_columns(batch))
+                writer.write(file_lines(batch))
         staged = writer.close()
         self.record.seed_rows = writer.seed_rows * len(staged)
         self._rows_per_part = writer.split_threshold
@@ -423,12 +435,12 @@ class CampaignRun:
         encoder = self._encoder()
         lines = [encoder.note(spec.header_note)] if spec.header_note is not None else []
         lines.append(encoder.line(self._plan.labels))
-        sql = self._plan.stream_sql(self._warehouse, limit)
+        sql = self._plan.stream_sql(self._warehouse, encoder.separator, encoder.newline, limit)
         for batch in self._warehouse.stream(sql, self.options.batch_size):
-            lines.append(encoder.rows(file_columns(batch)))
+            lines.append(encoder.lines(file_lines(batch)))
         if self.record.exported <= limit:  # the whole first file: its seed rows and footer too
             if self.seeds is not None and self.seeds.count:
-                lines.append(encoder.rows(self.seeds.file_columns()))
+                lines.append(encoder.lines(self.seeds.lines()))
             if spec.footer_note is not None:
                 lines.append(encoder.note(spec.footer_note))
         return lines
@@ -458,7 +470,7 @@ class CampaignRun:
     def _sends_sql(self) -> str:
         d = self._warehouse.dialect
         names = [f.name for f in self.staged]
-        part = f"cast(floor(({ROW} - 1) / {self._rows_per_part}) as integer)"
+        part = f"cast(floor({d.insertion_position()} / {self._rows_per_part}) as integer)"
         branches = " ".join(f"when {i} then {d.literal(name)}" for i, name in enumerate(names))
         file_name = f"case when {REASON} = '{EXPORTED}' then case {part} {branches} end end"
         return self._history_rows_sql(

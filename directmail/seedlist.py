@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from directmail.campaign import Campaign
-from directmail.extract import IDENTITY, ROW
+from directmail.extract import IDENTITY, LINE, ROW, file_lines
+from directmail.textformat import LineEncoder
 from directmail.warehouse import Warehouse
 
 SEED_ID = "seed_id"
@@ -26,14 +27,14 @@ MAX_SEED_ROWS = 1000
 class SeedRows:
     """The seed rows as the file's text columns, validated like any extract batch."""
 
-    batch: pa.RecordBatch  # ROW, IDENTITY, then one text column per label
+    batch: pa.RecordBatch  # ROW, IDENTITY, one text column per label, then the finished LINE
 
     @property
     def count(self) -> int:
         return self.batch.num_rows
 
-    def file_columns(self) -> list[pa.Array]:
-        return [self.batch.column(i) for i in range(2, self.batch.num_columns)]
+    def lines(self) -> pa.Array:
+        return file_lines(self.batch)
 
 
 def _role_columns(campaign: Campaign) -> dict[str, str]:
@@ -64,17 +65,24 @@ def seed_columns_for(campaign: Campaign, labels: list[str], seed_columns: list[s
     return chosen
 
 
-def read_seed_rows(warehouse: Warehouse, relation: str, campaign: Campaign, labels: list[str]) -> SeedRows:
+def read_seed_rows(
+    warehouse: Warehouse,
+    relation: str,
+    campaign: Campaign,
+    labels: list[str],
+    encoder: LineEncoder,
+) -> SeedRows:
     d = warehouse.dialect
     q = d.quote
     described = warehouse.describe(f"select * from {relation}")
     types = dict(described)
     chosen = seed_columns_for(campaign, labels, [name for name, _ in described])
-    columns = []
+    values = []
     for label in labels:
         source = chosen.get(label)
-        value = d.as_text(q(source), types[source]) if source else "''"
-        columns.append(f"{value} as {q(label)}")
+        values.append(d.as_text(q(source), types[source]) if source else "''")
+    columns = [f"{value} as {q(label)}" for value, label in zip(values, labels, strict=True)]
+    columns.append(f"{d.text_line(values, encoder.separator, encoder.newline)} as {LINE}")
     seed_id = next((name for name, _ in described if name.casefold() == SEED_ID), None)
     identity = f"cast({q(seed_id)} as varchar)" if seed_id else "''"
     order = q(seed_id) if seed_id else ", ".join(q(name) for name, _ in described)

@@ -1,8 +1,8 @@
-"""Contract 3's bytes for one line or one batch of rows: minimal quoting, separator, line ending, encoding.
+"""Contract 3's bytes: minimal quoting, separator, line ending, encoding.
 
-Rows arrive as Arrow string columns (the warehouse already formatted values and turned NULL into '').
-Quoting, joining and line endings are vectorised Arrow compute kernels, so no Python code runs per row;
-the only per-batch Python step is transcoding when the encoding is not UTF-8.
+Rows arrive as finished lines from the warehouse (the dialect's `text_line` quotes, joins and ends them in
+parallel SQL), so no Python code runs per row: a batch's bytes are its string buffer, transcoded only when
+the encoding is not UTF-8. The header row and notes are written here, with the same quoting rule.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import re
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 BOM = b"\xef\xbb\xbf"
 
@@ -22,7 +21,6 @@ class LineEncoder:
         self.newline = newline
         self.encoding = encoding
         self._needs_quotes = re.compile(f'[{re.escape(separator)}"\r\n]')
-        self._needs_quotes_arrow = f'[{re.escape(separator)}"\\r\\n]'
 
     @property
     def file_prefix(self) -> bytes:
@@ -42,23 +40,14 @@ class LineEncoder:
         """A header or footer note, written as is (a single line)."""
         return self._encode(text + self.newline)
 
-    def rows(self, columns: list[pa.Array]) -> bytes:
-        """Every row of a batch, each line ended, as the file's bytes."""
-        if not columns or len(columns[0]) == 0:
+    def lines(self, lines: pa.Array) -> bytes:
+        """The bytes of finished lines (the warehouse quoted, joined and ended them: text_line)."""
+        if len(lines) == 0:
             return b""
-        fields = [self._quote(column) for column in columns]
-        lines = pc.binary_join_element_wise(*fields, self.separator) if len(fields) > 1 else fields[0]
-        ended = pc.binary_join_element_wise(lines, "", self.newline)
-        data = _value_bytes(ended)
+        data = _value_bytes(lines)
         if self.encoding.startswith("utf-8"):
             return data
         return data.decode("utf-8").encode(self.encoding)
-
-    def _quote(self, column: pa.Array) -> pa.Array:
-        column = column.cast(pa.string()) if column.type != pa.string() else column
-        needs = pc.match_substring_regex(column, self._needs_quotes_arrow)
-        quoted = pc.binary_join_element_wise("", pc.replace_substring(column, '"', '""'), "", '"')
-        return pc.if_else(needs, quoted, column)
 
     def _encode(self, text: str) -> bytes:
         return text.encode("utf-8" if self.encoding == "utf-8-sig" else self.encoding)
@@ -68,6 +57,7 @@ def _value_bytes(array: pa.Array) -> bytes:
     """The concatenated values of a string array without a Python object per value."""
     if isinstance(array, pa.ChunkedArray):
         return b"".join(_value_bytes(chunk) for chunk in array.chunks)
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)
+    offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    offsets = np.frombuffer(array.buffers()[1], dtype=offset_type)
     start, end = offsets[array.offset], offsets[array.offset + len(array)]
     return array.buffers()[2][start:end].to_pybytes()

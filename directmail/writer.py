@@ -60,7 +60,7 @@ class FileTexts:
     labels: list[str]
     header_note: str | None
     footer_note: str | None
-    seed_columns: list[pa.Array] | None = None  # proof rows written at the end of every part
+    seed_lines: pa.Array | None = None  # proof rows written at the end of every part
 
 
 class PartsWriter:
@@ -77,7 +77,7 @@ class PartsWriter:
         self.layout = layout
         self.encoder = encoder
         self.texts = texts
-        self.seed_rows = len(texts.seed_columns[0]) if texts.seed_columns else 0
+        self.seed_rows = len(texts.seed_lines) if texts.seed_lines is not None else 0
         # Seed rows are records too: a part never holds more than split_threshold of them in all.
         self.split_threshold = split_threshold - self.seed_rows
         self.parts = part_count(total_rows, self.split_threshold)
@@ -89,15 +89,15 @@ class PartsWriter:
         self._out: BinaryIO | None = None
         self._open_next_part()
 
-    def write(self, columns: list[pa.Array]) -> None:
-        """Append a batch's rows (string columns in file order), starting new parts at the threshold."""
-        offset, length = 0, len(columns[0]) if columns else 0
+    def write(self, lines: pa.Array) -> None:
+        """Append a batch's finished lines, starting new parts at the threshold."""
+        offset, length = 0, len(lines)
         while offset < length:
             if self._rows_in_part == self.split_threshold:
                 self._close_part()
                 self._open_next_part()
             take = min(length - offset, self.split_threshold - self._rows_in_part)
-            self._out.write(self.encoder.rows([c.slice(offset, take) for c in columns]))
+            self._out.write(self.encoder.lines(lines.slice(offset, take)))
             self._rows_in_part += take
             offset += take
 
@@ -130,7 +130,7 @@ class PartsWriter:
         if self._out is None:
             return
         if self.seed_rows:
-            self._out.write(self.encoder.rows(self.texts.seed_columns))
+            self._out.write(self.encoder.lines(self.texts.seed_lines))
             self._rows_in_part += self.seed_rows
         if self.texts.footer_note is not None:
             self._out.write(self.encoder.note(self.texts.footer_note))

@@ -6,7 +6,8 @@ the same rows. So that every exclusion path has something to do: about 1 % of pr
 previous one's person and address under a new id; about 4 % more live at the previous profile's address (a
 household: same address and family name, another person); about 3 % miss a first line, a city or a postal
 code; about 1 % have a postal code cut short, and about 1 % have no region (invalid where the country's
-post requires one: ES, US, JP).
+post requires one: ES, US, JP). House numbers run from 1 to 999 in each block of 100,000 profiles, and
+each block has its own range, so that at millions of profiles addresses stay as distinct as in the demo.
 
     python -m sampledata.generate --database warehouse/directmail.duckdb --profiles 2000 --seed 42
 """
@@ -79,7 +80,7 @@ select
         replace(replace(replace(line_1_format,
             '{street}', pick(streets, hash(home, $seed, 'street'))),
             '{n2}', cast(hash(home, $seed, 'n2') % 30 + 1 as varchar)),
-            '{n}', cast(hash(home, $seed, 'number') % 999 + 1 as varchar))
+            '{n}', cast(hash(home, $seed, 'number') % 999 + 1 + 1000 * (home // 100000) as varchar))
     end as address_line_1,
     case when hash(home, $seed, 'line2') % 100 < 60
         then replace(

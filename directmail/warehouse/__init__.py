@@ -37,6 +37,19 @@ class SqlDialect(Protocol):
         """A hash of the values, ignoring case and surrounding spaces (a fallback household key)."""
         ...
 
+    def row_hash(self, expressions: list[str]) -> str:
+        """A 64-bit hash of the values together: equal rows hash alike (different ones may collide)."""
+        ...
+
+    def text_line(self, fields: list[str], separator: str, newline: str) -> str:
+        """One line of contract 3 from text expressions: a field is quoted only when it holds the
+        separator, a double quote or a line break (its quotes doubled); the newline ends the line."""
+        ...
+
+    def insertion_position(self) -> str:
+        """A row's 0-based position in a table written by `create table … as select … order by`."""
+        ...
+
 
 class Warehouse(Protocol):
     dialect: SqlDialect
@@ -74,6 +87,6 @@ def open_warehouse(target: TargetInfo, project_dir: Path) -> Warehouse:
         path = Path(target.duckdb_path)
         if str(path) != ":memory:" and not path.is_absolute():
             path = project_dir / path
-        return DuckDBWarehouse(path)
+        return DuckDBWarehouse(path, getattr(target.credentials, "settings", None))
     reason = f"adapter type '{target.adapter_type}' is not supported yet (supported: duckdb)"
     raise ConfigError([Finding("profiles.yml", f"target {target.name}", reason)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,32 @@ class DuckDBDialect:
         parts = ", ".join(f"lower(trim(coalesce(cast({e} as varchar), '')))" for e in expressions)
         return f"md5(concat_ws('|', {parts}))"
 
+    def row_hash(self, expressions: list[str]) -> str:
+        return f"hash({', '.join(expressions)})"
+
+    def text_line(self, fields: list[str], separator: str, newline: str) -> str:
+        specials = [self.text(c) for c in (separator, '"', "\r", "\n")]
+        quoted = []
+        for field in fields:
+            needs_quotes = " or ".join(f"contains({field}, {c})" for c in specials)
+            doubled = f"replace({field}, '\"', '\"\"')"
+            quoted.append(f"case when {needs_quotes} then '\"' || {doubled} || '\"' else {field} end")
+        return f"concat_ws({self.text(separator)}, {', '.join(quoted)}) || {self.text(newline)}"
+
+    def text(self, value: str) -> str:
+        """A string literal that spells control characters with chr(), so the SQL stays one line."""
+        runs = [(printable, "".join(chars)) for printable, chars in groupby(value, str.isprintable)]
+        pieces = [
+            self.literal(run) if printable else " || ".join(f"chr({ord(c)})" for c in run)
+            for printable, run in runs
+        ]
+        joined = " || ".join(pieces) or "''"
+        return f"({joined})" if " || " in joined else joined
+
+    def insertion_position(self) -> str:
+        # Rows keep the order they were inserted in (preserve_insertion_order, set on the connection).
+        return "rowid"
+
 
 def _output_name(expression: dict) -> str | None:
     if expression.get("alias"):
@@ -58,13 +85,25 @@ def _iso_timestamp(expression: str, suffix: str = "") -> str:
     return f"strftime({expression}, '%Y-%m-%dT%H:%M:%S') || {fraction} || '{suffix}'"
 
 
+# The runner's memory stays bounded whatever the audience: above this, DuckDB spills to its temp_directory
+# (next to the database file). These keys of the dbt profile's `settings:` apply to the runner too.
+DEFAULT_SETTINGS: dict[str, Any] = {"memory_limit": "1GB"}
+RESOURCE_SETTINGS = ("memory_limit", "threads", "temp_directory", "max_temp_directory_size")
+
+
 class DuckDBWarehouse:
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, settings: dict[str, Any] | None = None):
         self.path = path
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(str(path))
         self.dialect = DuckDBDialect()
+        chosen = {name: value for name, value in (settings or {}).items() if name in RESOURCE_SETTINGS}
+        for name, value in {**DEFAULT_SETTINGS, **chosen}.items():
+            literal = self.dialect.literal(value) if isinstance(value, str) else str(value).lower()
+            self._con.execute(f"set {name} = {literal}")
+        # The extract streams a staging table in the order it was written (insertion_position).
+        self._con.execute("set preserve_insertion_order = true")
 
     def stream(self, sql: str, batch_size: int = 65_536) -> pa.RecordBatchReader:
         return self._con.sql(sql).to_arrow_reader(batch_size)
