@@ -5,6 +5,7 @@ alone (not the process start, imports or the dbt project's parse)."""
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import sys
 import time
@@ -42,6 +43,7 @@ def extract(project: Path, output: Path) -> dict:
     run = _run(project, skip_build=True)
     try:
         run.check()
+        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         started = time.perf_counter()
         run.extract()
         staged = time.perf_counter()
@@ -54,6 +56,7 @@ def extract(project: Path, output: Path) -> dict:
         "seconds": seconds,
         "warehouse_seconds": staged - started,  # exclusions, dedupe and order into the staging table
         "write_seconds": seconds - (staged - started),  # stream, pandera, encode, split, write
+        "rss_before_mib": baseline,  # the interpreter, dbt and the parsed project, before any row is read
         "rows": run.record.exported,
         "targeted": run.record.targeted,
         "files": len(run.staged),

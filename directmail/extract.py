@@ -244,10 +244,11 @@ def plan_extract(
 
     # Duplicates (rows whose written columns are all equal) are rare: only rows whose hash repeats take
     # part in the window that keeps the first copy in file order; every other row is its own first copy.
+    # `flagged` is read twice, so it is materialized once; every other step streams into the one sort.
     sql = f"""
 create or replace temporary table {staging_table} as
 with
-{ctes}targeted as (
+{ctes}targeted as not materialized (
     select
         {identity} as {IDENTITY},
         {", ".join([*formatted, *sort_values, *household_values])},
@@ -256,11 +257,11 @@ with
     from {campaign.relation} as campaign
     {" ".join(parts.joins)}
 ),
-households as (
+households as not materialized (
     select *, {member} as _dm_member, {representative} as _dm_representative
     from targeted
 ),
-flagged as (
+flagged as materialized (
     select
         *,
         coalesce(
@@ -281,14 +282,14 @@ repeated as (
     group by 1
     having count(*) > 1
 ),
-candidates as (
+candidates as not materialized (
     select
         flagged.*,
         flagged._dm_flag is null and repeated._dm_repeated_hash is not null as _dm_may_repeat
     from flagged
     left join repeated on flagged._dm_copy_hash = repeated._dm_repeated_hash
 ),
-copies as (
+copies as not materialized (
     select *, 1 as _dm_copy
     from candidates
     where not _dm_may_repeat
@@ -297,13 +298,13 @@ copies as (
     from candidates
     where _dm_may_repeat
 ),
-reasoned as (
+reasoned as not materialized (
     select
         *,
         coalesce(_dm_flag, case when _dm_copy > 1 then 'duplicate' else '{EXPORTED}' end) as {REASON}
     from copies
 )
-select *
+select {IDENTITY}, {copy_key}, {REASON}, {DETAIL}
 from reasoned
 order by {REASON} <> '{EXPORTED}', {order}
 """

@@ -233,3 +233,16 @@ def test_a_seed_list_as_big_as_a_part_is_refused(kit):
         kit.run(project)
     assert error.value.findings[0].key == "models.campaign.config.meta.direct_mail.seed_list"
     assert "more than 1 rows" in error.value.findings[0].reason
+
+
+def test_an_addresses_source_with_two_rows_for_a_profile_stops_the_run(kit):
+    kit.sql(ADDRESSED)
+    kit.sql("insert into addresses values ('P5', 'postal_code:invalid', 'h9')")
+    project = kit.project({"file_name": "out.csv", "address_columns": ADDRESS_COLUMNS}, extra=SOURCES)
+    with pytest.raises(ConfigError) as error:
+        kit.run(project)
+    finding = error.value.findings[0]
+    assert (finding.file, finding.key) == ("direct_mail.yml", "addresses")
+    assert "more than one row for some profile_id" in finding.reason
+    assert not (kit.directory / "landing" / "out.csv").exists()
+    assert kit.sql("select count(*) from direct_mail.sends") == [(0,)]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from directmail.textformat import LineEncoder
 from directmail.warehouse import query_labels
 from directmail.warehouse.duckdb_warehouse import DuckDBWarehouse
 
@@ -24,3 +27,30 @@ def test_stream_yields_bounded_arrow_batches():
         batches = list(warehouse.stream("select range as n from range(10000)", batch_size=1024))
         assert sum(b.num_rows for b in batches) == 10000
         assert max(b.num_rows for b in batches) <= 2048
+
+
+TRICKY_VALUES = [
+    "plain",
+    "",
+    'say "hi"',
+    "a,b",
+    "a;b",
+    "a|b",
+    "a&b",
+    "tab\there",
+    "two\nlines",
+    "cr\rhere",
+    "東京",
+]
+
+
+@pytest.mark.parametrize("separator", [",", ";", "|", "&", "\t"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_rows_quoted_in_sql_match_the_header_encoder(separator, newline):
+    """Rows are quoted and joined by the warehouse, the header row by Python: both follow one rule."""
+    encoder = LineEncoder(separator, newline, "utf-8")
+    with DuckDBWarehouse(":memory:") as warehouse:
+        d = warehouse.dialect
+        values = [d.literal(v) for v in TRICKY_VALUES]
+        line = warehouse.query(f"select {d.text_line(values, separator, newline)} as line")["line"][0].as_py()
+    assert line.encode() == encoder.line(TRICKY_VALUES)
