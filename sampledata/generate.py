@@ -6,8 +6,9 @@ the same rows. So that every exclusion path has something to do: about 1 % of pr
 previous one's person and address under a new id; about 4 % more live at the previous profile's address (a
 household: same address and family name, another person); about 3 % miss a first line, a city or a postal
 code; about 1 % have a postal code cut short, and about 1 % have no region (invalid where the country's
-post requires one: ES, US, JP). House numbers run from 1 to 999 in each block of 100,000 profiles, and
-each block has its own range, so that at millions of profiles addresses stay as distinct as in the demo.
+post requires one: ES, US, JP). House numbers run from 1 to 999 within each block of 100,000 profiles,
+and each block has its own range, so addresses stay distinct at scale (1 M profiles: 860,000 distinct
+addresses; the demo's first 100,000 profiles are unchanged).
 
     python -m sampledata.generate --database warehouse/directmail.duckdb --profiles 2000 --seed 42
 """
