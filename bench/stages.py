@@ -32,10 +32,16 @@ def _run(project: Path, skip_build: bool) -> CampaignRun:
 
 def build(project: Path, output: Path) -> dict:
     run = _run(project, skip_build=False)
-    run.check()
-    started = time.perf_counter()
-    run.build()
-    return {"seconds": time.perf_counter() - started}
+    try:
+        run.check()
+        started = time.perf_counter()
+        run.build()
+        seconds = time.perf_counter() - started
+    finally:
+        # Closing checkpoints the file. A real run extracts in the same process; here the next stage is
+        # another process, which would otherwise replay the build's write-ahead log into memory first.
+        run.close()
+    return {"seconds": seconds}
 
 
 def extract(project: Path, output: Path) -> dict:
