@@ -25,6 +25,10 @@ WRITTEN = (
 )
 
 
+def _database(project: Path) -> str:
+    return str(project / "warehouse" / "directmail.duckdb")
+
+
 def _run(project: Path, skip_build: bool) -> CampaignRun:
     options = RunOptions(parse_run_time(RUN_TIME), dry_run=True, skip_build=skip_build)
     return CampaignRun(load_project(project), CAMPAIGN, options)
@@ -71,7 +75,7 @@ def extract(project: Path, output: Path) -> dict:
 
 def floor(project: Path, output: Path) -> dict:
     output.mkdir(parents=True)
-    with duckdb.connect(str(project / "warehouse" / "directmail.duckdb"), read_only=True) as con:
+    with duckdb.connect(_database(project), read_only=True) as con:
         started = time.perf_counter()
         con.execute(
             f"copy (select {WRITTEN} from main.{CAMPAIGN} order by {SORT} nulls last) "
@@ -84,7 +88,7 @@ def pandas(project: Path, output: Path) -> dict:
     import pandera.pandas as pa
 
     output.mkdir(parents=True)
-    with duckdb.connect(str(project / "warehouse" / "directmail.duckdb"), read_only=True) as con:
+    with duckdb.connect(_database(project), read_only=True) as con:
         started = time.perf_counter()
         frame = con.sql(f"select * from main.{CAMPAIGN}").df()
     required = pa.Check.str_length(min_value=1)

@@ -1,7 +1,8 @@
 """Turn a built campaign table into the ordered, de-duplicated rows of the file, in the warehouse.
 
-One staging table per run holds every targeted profile with the reason it is excluded (if any), the
-detail of that reason and, for the exported ones, its row number in the file. The warehouse does the heavy
+One temporary staging table per run holds every targeted profile with the reason it is excluded (if any)
+and the detail of that reason, exported rows first and in file order, so that a row's position is its row
+number in the file. The warehouse does the heavy
 parts (consent, suppression, address and frequency joins, households, holdout, dedupe, ordering); Python
 only streams the result out as Arrow batches.
 """
@@ -14,10 +15,10 @@ import pyarrow as pa
 
 from directmail.campaign import Campaign, SortKey, written_columns
 from directmail.config import AddressSource, ConsentSource, FrequencyCap, SuppressionSource
+from directmail.history import SENDS
 from directmail.textformat import LineEncoder
 from directmail.warehouse import Warehouse
 
-STAGING_SCHEMA = "direct_mail"
 ROW = "_dm_row"
 IDENTITY = "_dm_identity"
 REASON = "_dm_reason"
@@ -94,7 +95,7 @@ class ExtractPlan:
     def stream_sql(self, warehouse: Warehouse, separator: str, newline: str, limit: int | None = None) -> str:
         """Exported rows in file order: row number, identity, the text columns and the finished line."""
         d = warehouse.dialect
-        fields = [f"_dm_c{i}" for i in range(len(self.labels))]
+        fields = _text_columns(len(self.labels))
         columns = ", ".join(f"{f} as {d.quote(label)}" for f, label in zip(fields, self.labels, strict=True))
         rows = self.exported if limit is None else min(self.exported, int(limit))
         return (
@@ -130,7 +131,7 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
     if rules.addresses is not None:
         a = rules.addresses.source
         parts.ctes.append(
-            # One row per profile (checked after the join: see pipeline.check_join_fanout).
+            # One row per profile (checked after the join: CampaignRun._check_join_fanout).
             f"address_rows as (select cast({q(a.identity)} as varchar) as address_identity, "
             f"coalesce(cast({q(a.errors)} as varchar), '') as address_errors, "
             f"{q(a.household_key)} as address_household "
@@ -166,7 +167,7 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
         f = rules.frequency
         parts.ctes.append(
             f"recent_sends as (select profile_id as capped_identity, count(*) as recent_pieces "
-            f"from {STAGING_SCHEMA}.sends where not is_holdout and file_name is not null "
+            f"from {SENDS} where not is_holdout and file_name is not null "
             f"and run_id <> {d.literal(f.run_id)} and sent_at >= {d.days_before(f.since, f.cap.days)} "
             f"group by 1 having count(*) >= {int(f.cap.count)})"
         )
@@ -177,6 +178,11 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
         )
         parts.reasons.append(("recent_sends.capped_identity is not null", "frequency_cap", detail))
     return parts
+
+
+def _text_columns(count: int) -> list[str]:
+    """The staging table's names for the written columns, as text, in file order."""
+    return [f"_dm_c{i}" for i in range(count)]
 
 
 def _order(keys: list[SortKey], prefix: str) -> list[str]:
@@ -204,12 +210,14 @@ def plan_extract(
     identity = f"cast(campaign.{q(spec.identity)} as varchar)"
     staging_table = f"temp.main.{q(staging_name)}"  # temporary: it lives as long as the run's connection
 
+    fields = _text_columns(len(labels))
     formatted = [
-        f"{d.as_text('campaign.' + q(label), types[label])} as _dm_c{i}" for i, label in enumerate(labels)
+        f"{d.as_text('campaign.' + q(label), types[label])} as {field}"
+        for label, field in zip(labels, fields, strict=True)
     ]
     sort_values = [f"campaign.{q(key.column)} as _dm_s{i}" for i, key in enumerate(spec.sort_keys)]
     order = ", ".join([*_order(spec.sort_keys, "_dm_s"), f"{IDENTITY} asc"])
-    copy_key = ", ".join(f"_dm_c{i}" for i in range(len(labels)))
+    copy_key = ", ".join(fields)
     parts = _rule_parts(warehouse, rules, identity)
 
     household_values, household_window = [], ""
@@ -240,7 +248,7 @@ def plan_extract(
     threshold = round(spec.holdout_percent * 100) if rules.holdout else 0
     in_holdout = f"{d.holdout_bucket(holdout_key)} < {threshold}" if threshold else "false"
     ctes = "".join(f"{cte},\n" for cte in parts.ctes)
-    copy_hash = d.row_hash([f"_dm_c{i}" for i in range(len(labels))])
+    copy_hash = d.row_hash(fields)
 
     # Duplicates (rows whose written columns are all equal) are rare: only rows whose hash repeats take
     # part in the window that keeps the first copy in file order; every other row is its own first copy.

@@ -220,26 +220,29 @@ class CampaignRun:
         staging_name = f"extract__{self.campaign.name}" + (
             "__test_profiles" if self.options.test_profiles else ""
         )
-        self._plan, sql = plan_extract(warehouse, campaign, column_types, self._rules(), staging_name)
+        rules = self._rules()
+        self._plan, sql = plan_extract(warehouse, campaign, column_types, rules, staging_name)
         self.progress("excluding, de-duplicating and ordering in the warehouse")
         History(warehouse).ensure_tables()
         warehouse.execute(sql)
         counts, self.record.exclusion_details = reason_summary(warehouse, self._plan)
         self._plan.exported = counts[EXPORTED]
         self.record.targeted = sum(counts.values())
-        self._check_join_fanout(campaign.relation)
+        self._check_join_fanout(campaign.relation, rules)
         self.record.excluded = {reason: n for reason, n in counts.items() if reason != EXPORTED}
         self.record.holdout = counts["holdout"]
         self.record.duplicates_removed = counts["duplicate"]
         self.record.exported = counts[EXPORTED]
         self.seeds = self._read_seeds()
 
-    def _check_join_fanout(self, relation: str) -> None:
+    def _check_join_fanout(self, relation: str, rules: Rules) -> None:
         """The addresses source is joined as is (one row per profile, no aggregation at scale): a source
         with several rows for a profile would multiply targeted rows, so the run stops before writing."""
+        if rules.addresses is None:
+            return
         rows = self._warehouse.query(f"select count(*) as n from {relation}")["n"][0].as_py()
-        if self.record.targeted > rows and self.project.config.addresses is not None:
-            identity = self.project.config.addresses.identity
+        if self.record.targeted > rows:
+            identity = rules.addresses.source.identity
             reason = (
                 f"the addresses source has more than one row for some {identity}; it must have one row "
                 "per profile"

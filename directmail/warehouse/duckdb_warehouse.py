@@ -46,15 +46,16 @@ class DuckDBDialect:
         return f"hash({', '.join(expressions)})"
 
     def text_line(self, fields: list[str], separator: str, newline: str) -> str:
-        specials = [self.text(c) for c in (separator, '"', "\r", "\n")]
+        specials = [self._text_literal(c) for c in (separator, '"', "\r", "\n")]
         quoted = []
         for field in fields:
             needs_quotes = " or ".join(f"contains({field}, {c})" for c in specials)
             doubled = f"replace({field}, '\"', '\"\"')"
             quoted.append(f"case when {needs_quotes} then '\"' || {doubled} || '\"' else {field} end")
-        return f"concat_ws({self.text(separator)}, {', '.join(quoted)}) || {self.text(newline)}"
+        joined = f"concat_ws({self._text_literal(separator)}, {', '.join(quoted)})"
+        return f"{joined} || {self._text_literal(newline)}"
 
-    def text(self, value: str) -> str:
+    def _text_literal(self, value: str) -> str:
         """A string literal that spells control characters with chr(), so the SQL stays one line."""
         runs = [(printable, "".join(chars)) for printable, chars in groupby(value, str.isprintable)]
         pieces = [
