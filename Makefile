@@ -1,6 +1,8 @@
 # directmail — the two commands that matter: `make demo` and `make test`.
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the one `make setup` installs with pip (run as a module: pip puts its script in
+# different places for root, users and pyenv, and a PATH looked up before the install would miss it).
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 PROFILES ?= 2000
 BENCH_SIZES ?= 100000
@@ -12,9 +14,9 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
 .PHONY: setup test-servers sample demo test bench lint format docs clean ui serve
 
-setup:  ## Python environment from uv.lock
-	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --quiet uv
-	$(UV) sync --frozen
+setup:  ## Python environment from uv.lock (bytecode compiled: PYTHONDONTWRITEBYTECODE=1 is common)
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen --compile-bytecode
 
 test-servers:  ## What the delivery tests start: sshd + gpg (Debian packages, needs root) and Azurite (npm)
 	@if [ ! -x /usr/sbin/sshd ] || ! command -v gpg >/dev/null || ! command -v ssh-keygen >/dev/null; then \
