@@ -7,6 +7,7 @@ adapter type. Nothing else in the library imports a database driver.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -69,6 +70,10 @@ class Warehouse(Protocol):
         ...
 
     def append(self, table: str, rows: pa.Table) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Statements inside commit together, or roll back on an exception or a crash."""
+        ...
 
     def relation_exists(self, relation: str) -> bool: ...
 

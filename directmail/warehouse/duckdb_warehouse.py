@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -144,6 +146,17 @@ class DuckDBWarehouse:
             names = [_output_name(expression) for expression in select_list]
             return None if None in names else names
         return None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All statements inside commit together or not at all (a crash rolls them back)."""
+        self._con.execute("begin transaction")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("rollback")
+            raise
+        self._con.execute("commit")
 
     def append(self, table: str, rows: pa.Table) -> None:
         self._con.register("_directmail_rows", rows)
