@@ -136,6 +136,8 @@ class Configuration(StrictModel):
     checksums: bool = True
     manifest: bool = True
     frequency_cap: FrequencyCap | None = None
+    on_empty: Literal["skip", "deliver", "fail"] = "skip"  # a run with no row to export
+    escape_formulas: bool = False  # a text value starting with = + - @ TAB CR gets a leading '
 
     @model_validator(mode="after")
     def _separator_fits_format(self) -> Configuration:
