@@ -11,11 +11,13 @@ import hashlib
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from directmail.writer import StagedFile
 
 CHUNK = 1 << 20
 
@@ -137,3 +139,21 @@ def encrypt_file(source: Path, target: Path, key: PublicKey, already_compressed:
                 f"gpg could not encrypt {source.name}: {stderr.splitlines()[-1] if stderr else 'failed'}"
             )
     return Encrypted(target, size, digest.hexdigest())
+
+
+def encrypt_staged(
+    staged: list[StagedFile],
+    key: PublicKey,
+    staging_dir: Path,
+    compressed: bool,
+    progress: Callable[[str], None] = lambda message: None,
+) -> list[StagedFile]:
+    """Replace each staged file by its .gpg; sizes and hashes become those of the delivered bytes."""
+    encrypted = []
+    for plain in staged:
+        progress(f"encrypting {plain.name} for {key.describe()}")
+        name = plain.name + ".gpg"
+        result = encrypt_file(plain.path, staging_dir / name, key, compressed)
+        plain.path.unlink()
+        encrypted.append(StagedFile(name, result.path, plain.rows, result.bytes, result.sha256))
+    return encrypted

@@ -54,3 +54,7 @@ class DeliveryError(DirectMailError):
 
 class AlreadyDelivered(DirectMailError):
     """The run id has already been delivered; re-running needs --force."""
+
+
+class Settled(AlreadyDelivered):
+    """An earlier attempt of the run id had delivered without recording it: now recorded, nothing sent."""

@@ -10,6 +10,7 @@ only streams the result out as Arrow batches.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import pyarrow as pa
 
@@ -26,15 +27,19 @@ DETAIL = "_dm_detail"
 LINE = "_dm_line"
 EXPORTED = "exported"
 # In the order they are applied: a profile is counted once, under the first reason that applies.
+# No person twice: households and duplicates are resolved before the frequency cap and the holdout, so a
+# capped or held-out person's housemate or duplicate never goes out in their place.
 REASONS = (
     "no_postal_consent",
     "suppressed",
     "invalid_address",
-    "frequency_cap",
     "household_duplicate",
-    "holdout",
     "duplicate",
+    "frequency_cap",
+    "holdout",
 )
+# A spreadsheet runs a cell starting with one of these as a formula (escape_formulas).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 UNKNOWN_ADDRESS = "address:not_validated"
 
 
@@ -104,6 +109,38 @@ class ExtractPlan:
             f"where {d.insertion_position()} < {rows}"
         )
 
+    def exclusions_sql(self, warehouse: Warehouse, run_id: str, at: datetime) -> str:
+        """The run's `exclusions` rows: every targeted profile not exported, with reason and detail."""
+        return self._history_rows_sql(warehouse, run_id, at, [REASON, DETAIL], f"{REASON} <> '{EXPORTED}'")
+
+    def sends_sql(
+        self, warehouse: Warehouse, run_id: str, at: datetime, file_names: list[str], rows_per_part: int
+    ) -> str:
+        """The run's `sends` rows: exported profiles with the file each is in, and the holdout."""
+        d = warehouse.dialect
+        part = f"cast(floor({d.insertion_position()} / {int(rows_per_part)}) as integer)"
+        branches = " ".join(f"when {i} then {d.literal(name)}" for i, name in enumerate(file_names))
+        file_name = f"case when {REASON} = '{EXPORTED}' then case {part} {branches} end end"
+        return self._history_rows_sql(
+            warehouse,
+            run_id,
+            at,
+            [file_name, f"{REASON} = 'holdout'"],
+            f"{REASON} in ('{EXPORTED}', 'holdout')",
+        )
+
+    def _history_rows_sql(
+        self, warehouse: Warehouse, run_id: str, at: datetime, columns: list[str], where: str
+    ) -> str:
+        """Staging rows as history rows: run id, campaign, identity, `columns`, a timestamp."""
+        d = warehouse.dialect
+        moment = d.literal(at.isoformat(sep=" "))
+        return (
+            f"select {d.literal(run_id)}, {d.literal(self.campaign.name)}, {IDENTITY}, "
+            f"{', '.join(columns)}, cast({moment} as timestamp) "
+            f"from {self.staging_table} where {where}"
+        )
+
 
 @dataclass
 class _Parts:
@@ -111,7 +148,8 @@ class _Parts:
 
     ctes: list[str]
     joins: list[str]
-    reasons: list[tuple[str, str, str]]  # (condition, reason, detail expression)
+    reasons: list[tuple[str, str, str]]  # (condition, reason, detail expression): excluded outright
+    capped: tuple[str, str] = ("false", "cast(null as varchar)")  # (condition, detail): frequency cap
 
 
 def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
@@ -176,7 +214,7 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
             f"cast(recent_sends.recent_pieces as varchar) || {d.literal(' in the last ' + str(f.cap.days))}"
             " || ' days'"
         )
-        parts.reasons.append(("recent_sends.capped_identity is not null", "frequency_cap", detail))
+        parts.capped = ("recent_sends.capped_identity is not null", detail)
     return parts
 
 
@@ -189,18 +227,31 @@ def _order(keys: list[SortKey], prefix: str) -> list[str]:
     return [f"{prefix}{i} {'desc' if k.descending else 'asc'} nulls last" for i, k in enumerate(keys)]
 
 
+def _is_text(type_name: str) -> bool:
+    return type_name.upper().split("(")[0] in ("VARCHAR", "TEXT", "STRING", "CHARACTER VARYING")
+
+
+def _formula_escaped(warehouse: Warehouse, expression: str) -> str:
+    """A text value a spreadsheet would run as a formula, prefixed with ' (contract 2, escape_formulas)."""
+    literal = warehouse.dialect.text_literal
+    starts = ", ".join(literal(c) for c in FORMULA_STARTS)
+    prefixed = f"{literal(chr(39))} || {expression}"
+    return f"case when left({expression}, 1) in ({starts}) then {prefixed} else {expression} end"
+
+
 def plan_extract(
     warehouse: Warehouse,
     campaign: Campaign,
     column_types: list[tuple[str, str]],
     rules: Rules,
     staging_name: str,
+    escape_formulas: bool = False,
 ) -> tuple[ExtractPlan, str]:
     """The staging table's name and the statement that fills it.
 
     Every targeted row gets the first exclusion reason that applies (see REASONS) with a detail (the
-    suppression list, the address errors, the household's representative, the recent pieces), and each
-    exported row its position in the file.
+    suppression list, the address errors, the household's representative or the first copy, the recent
+    pieces and whose they are), and each exported row its position in the file.
     """
     d = warehouse.dialect
     q = d.quote
@@ -211,16 +262,19 @@ def plan_extract(
     staging_table = f"temp.main.{q(staging_name)}"  # temporary: it lives as long as the run's connection
 
     fields = _text_columns(len(labels))
-    formatted = [
-        f"{d.as_text('campaign.' + q(label), types[label])} as {field}"
-        for label, field in zip(labels, fields, strict=True)
-    ]
+    formatted = []
+    for label, field in zip(labels, fields, strict=True):
+        text = d.as_text("campaign." + q(label), types[label])
+        if escape_formulas and _is_text(types[label]):
+            text = _formula_escaped(warehouse, text)
+        formatted.append(f"{text} as {field}")
     sort_values = [f"campaign.{q(key.column)} as _dm_s{i}" for i, key in enumerate(spec.sort_keys)]
     order = ", ".join([*_order(spec.sort_keys, "_dm_s"), f"{IDENTITY} asc"])
     copy_key = ", ".join(fields)
     parts = _rule_parts(warehouse, rules, identity)
 
-    household_values, household_window = [], ""
+    capped, cap_detail = parts.capped
+    household_values, household_window, household_group = [], "", ""
     if spec.household:
         if rules.addresses is not None:
             household = "address_rows.address_household"
@@ -229,15 +283,17 @@ def plan_extract(
         household_values = [f"campaign.{q(k.column)} as _dm_h{i}" for i, k in enumerate(spec.household_keys)]
         household_values.append(f"{household} as _dm_household")
         household_order = ", ".join([*_order(spec.household_keys, "_dm_h"), f"{IDENTITY} asc"])
-        household_window = (
-            f"over (partition by _dm_excluded is null, coalesce(_dm_household, {IDENTITY}) "
-            f"order by {household_order})"
-        )
+        household_group = f"partition by _dm_excluded is null, coalesce(_dm_household, {IDENTITY})"
+        household_window = f"over ({household_group} order by {household_order})"
+    # A capped member caps the whole group (household, or copies of one row): whoever represents it.
+    group_cap = f"min(case when _dm_capped then {IDENTITY} || ': ' || _dm_cap_detail end)"
     if household_window:
         member = f"case when _dm_excluded is null then row_number() {household_window} end"
         representative = f"first_value({IDENTITY}) {household_window}"
+        household_cap = f"{group_cap} over ({household_group})" if capped != "false" else "null"
     else:
-        member, representative = "1", "null"
+        member, representative, household_cap = "1", "null", "null"
+    copy_cap = f"{group_cap} over (partition by {copy_key})" if capped != "false" else "null"
 
     cases = (
         " ".join(f"when {cond} then '{reason}'" for cond, reason, _ in parts.reasons) or "when false then ''"
@@ -261,25 +317,28 @@ with
         {identity} as {IDENTITY},
         {", ".join([*formatted, *sort_values, *household_values])},
         case {cases} end as _dm_excluded,
-        {details} as _dm_excluded_detail
+        {details} as _dm_excluded_detail,
+        coalesce({capped}, false) as _dm_capped,
+        {cap_detail} as _dm_cap_detail
     from {campaign.relation} as campaign
     {" ".join(parts.joins)}
 ),
 households as not materialized (
-    select *, {member} as _dm_member, {representative} as _dm_representative
+    select
+        *,
+        {member} as _dm_member,
+        {representative} as _dm_representative,
+        cast({household_cap} as varchar) as _dm_household_cap
     from targeted
 ),
 flagged as materialized (
     select
         *,
-        coalesce(
-            _dm_excluded,
-            case when _dm_member > 1 then 'household_duplicate' when {in_holdout} then 'holdout' end
-        ) as _dm_flag,
+        coalesce(_dm_excluded, case when _dm_member > 1 then 'household_duplicate' end) as _dm_flag,
         case
             when _dm_excluded is not null then _dm_excluded_detail
             when _dm_member > 1 then _dm_representative
-        end as {DETAIL},
+        end as _dm_flag_detail,
         {copy_hash} as _dm_copy_hash
     from households
 ),
@@ -298,18 +357,35 @@ candidates as not materialized (
     left join repeated on flagged._dm_copy_hash = repeated._dm_repeated_hash
 ),
 copies as not materialized (
-    select *, 1 as _dm_copy
+    select *, 1 as _dm_copy, cast(null as varchar) as _dm_first_copy, cast(null as varchar) as _dm_copy_cap
     from candidates
     where not _dm_may_repeat
     union all
-    select *, row_number() over (partition by {copy_key} order by {order}) as _dm_copy
+    select
+        *,
+        row_number() over (partition by {copy_key} order by {order}) as _dm_copy,
+        first_value({IDENTITY}) over (partition by {copy_key} order by {order}) as _dm_first_copy,
+        cast({copy_cap} as varchar) as _dm_copy_cap
     from candidates
     where _dm_may_repeat
 ),
 reasoned as not materialized (
     select
         *,
-        coalesce(_dm_flag, case when _dm_copy > 1 then 'duplicate' else '{EXPORTED}' end) as {REASON}
+        case
+            when _dm_flag is not null then _dm_flag
+            when _dm_copy > 1 then 'duplicate'
+            when _dm_capped or _dm_household_cap is not null or _dm_copy_cap is not null then 'frequency_cap'
+            when {in_holdout} then 'holdout'
+            else '{EXPORTED}'
+        end as {REASON},
+        case
+            when _dm_flag is not null then _dm_flag_detail
+            when _dm_copy > 1 then _dm_first_copy
+            when _dm_capped then _dm_cap_detail
+            when _dm_household_cap is not null then 'household member ' || _dm_household_cap
+            when _dm_copy_cap is not null then 'duplicate ' || _dm_copy_cap
+        end as {DETAIL}
     from copies
 )
 select {IDENTITY}, {copy_key}, {REASON}, {DETAIL}

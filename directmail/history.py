@@ -1,7 +1,14 @@
 """Contract 5: what was sent to whom, in the warehouse (`direct_mail.runs`, `.sends`, `.exclusions`).
 
 `exclusions` (one row per targeted profile that was not sent, with its reason and detail) and the runs'
-`exclusion_details` and `seed_rows` extend the contract; older warehouses gain them on the next run.
+`exclusion_details`, `seed_rows` and `delivery_started_at` extend the contract; older warehouses gain them
+on the next run.
+
+Exactly once: before the first byte leaves, one transaction records the run `delivering` (with the files
+it will put) and stages its sends and exclusions in `pending_sends` / `pending_exclusions`. After the
+manifest lands, one transaction moves them into `sends` / `exclusions` and records `delivered`. A crash
+in between leaves the run `delivering` with its rows pending, so the next run of that id can settle it
+from what the destination holds, without the extract that produced them.
 """
 
 from __future__ import annotations
@@ -19,7 +26,12 @@ SCHEMA = "direct_mail"
 RUNS = f"{SCHEMA}.runs"
 SENDS = f"{SCHEMA}.sends"
 EXCLUSIONS = f"{SCHEMA}.exclusions"
+PENDING_SENDS = f"{SCHEMA}.pending_sends"
+PENDING_EXCLUSIONS = f"{SCHEMA}.pending_exclusions"
+DELIVERING = "delivering"
 DELIVERED = "delivered"
+FAILED = "failed"
+EMPTY = "empty"
 
 DDL = [
     f"create schema if not exists {SCHEMA}",
@@ -47,6 +59,7 @@ DDL = [
     # Columns added after the first release: a warehouse created before them gains them here.
     f"alter table {RUNS} add column if not exists exclusion_details varchar",
     f"alter table {RUNS} add column if not exists seed_rows bigint",
+    f"alter table {RUNS} add column if not exists delivery_started_at timestamp",
     f"""create table if not exists {SENDS} (
         run_id varchar not null,
         campaign varchar not null,
@@ -63,6 +76,9 @@ DDL = [
         detail varchar,
         recorded_at timestamp not null
     )""",
+    # A delivering run's rows, until its manifest lands (same columns as sends and exclusions).
+    f"create table if not exists {PENDING_SENDS} as select * from {SENDS} limit 0",
+    f"create table if not exists {PENDING_EXCLUSIONS} as select * from {EXCLUSIONS} limit 0",
 ]
 
 
@@ -87,6 +103,12 @@ class RunRecord:
     step_seconds: dict[str, float] = field(default_factory=dict)
     exclusion_details: dict[str, dict[str, int]] = field(default_factory=dict)
     seed_rows: int = 0
+    delivery_started_at: datetime | None = None  # set when the run is recorded delivering
+
+    @property
+    def may_have_landed(self) -> bool:
+        """Not recorded delivered, but its delivery had started: the destination tells what landed."""
+        return self.status in (DELIVERING, FAILED) and self.delivery_started_at is not None
 
     def as_row(self) -> dict[str, Any]:
         row = dict(self.__dict__)
@@ -119,18 +141,47 @@ class History:
         return RunRecord.from_row(table.to_pylist()[0]) if table.num_rows else None
 
     def save_run(self, record: RunRecord) -> None:
+        """Insert or replace the run's row (on its own: for runs that deliver nothing)."""
+        with self.warehouse.transaction():
+            self._save_run(record)
+
+    def _save_run(self, record: RunRecord) -> None:
         self.warehouse.execute(f"delete from {RUNS} where run_id = ?", [record.run_id])
         self.warehouse.append(RUNS, pa.Table.from_pylist([record.as_row()]))
 
-    def replace_sends(self, run_id: str, select_sql: str) -> None:
-        """Replace the run's sends with the rows of `select_sql` (already in the sends column order)."""
-        self.warehouse.execute(f"delete from {SENDS} where run_id = ?", [run_id])
-        self.warehouse.execute(f"insert into {SENDS} {select_sql}")
+    def mark_delivering(self, record: RunRecord, sends_sql: str, exclusions_sql: str) -> None:
+        """Before the first byte leaves: the run `delivering` with its planned files, its rows pending."""
+        with self.warehouse.transaction():
+            self._replace(PENDING_SENDS, record.run_id, sends_sql)
+            self._replace(PENDING_EXCLUSIONS, record.run_id, exclusions_sql)
+            self._save_run(record)
 
-    def replace_exclusions(self, run_id: str, select_sql: str) -> None:
-        """Replace the run's exclusions with the rows of `select_sql` (in the exclusions column order)."""
-        self.warehouse.execute(f"delete from {EXCLUSIONS} where run_id = ?", [run_id])
-        self.warehouse.execute(f"insert into {EXCLUSIONS} {select_sql}")
+    def commit_delivered(self, record: RunRecord) -> None:
+        """After the manifest landed: pending rows become sends and exclusions, the run `delivered`."""
+        run_id = [record.run_id]
+        with self.warehouse.transaction():
+            for pending, final in ((PENDING_SENDS, SENDS), (PENDING_EXCLUSIONS, EXCLUSIONS)):
+                self._replace(final, record.run_id, f"select * from {pending} where run_id = ?", run_id)
+                self.warehouse.execute(f"delete from {pending} where run_id = ?", run_id)
+            self._save_run(record)
+
+    def record_empty(self, record: RunRecord, exclusions_sql: str) -> None:
+        """A run with nothing to deliver: its row and why each targeted profile was not sent."""
+        with self.warehouse.transaction():
+            self._replace(EXCLUSIONS, record.run_id, exclusions_sql)
+            self.warehouse.execute(f"delete from {SENDS} where run_id = ?", [record.run_id])
+            self._save_run(record)
+
+    def discard_pending(self, run_id: str) -> None:
+        """A delivering attempt whose drop never landed: it is delivered again, with fresh rows."""
+        with self.warehouse.transaction():
+            for pending in (PENDING_SENDS, PENDING_EXCLUSIONS):
+                self.warehouse.execute(f"delete from {pending} where run_id = ?", [run_id])
+
+    def _replace(self, table: str, run_id: str, select_sql: str, params: list[Any] | None = None) -> None:
+        """Replace the run's rows in `table` with those of `select_sql` (in the table's column order)."""
+        self.warehouse.execute(f"delete from {table} where run_id = ?", [run_id])
+        self.warehouse.execute(f"insert into {table} {select_sql}", params)
 
     def runs(
         self, campaign: str | None = None, run_id: str | None = None, limit: int = 20
@@ -147,6 +198,17 @@ class History:
         where = f"where {' and '.join(conditions)}" if conditions else ""
         sql = f"select * from {RUNS} {where} order by started_at desc limit {int(limit)}"
         return [RunRecord.from_row(row) for row in self.warehouse.query(sql, params).to_pylist()]
+
+    def latest_delivery(self, campaign: str) -> RunRecord | None:
+        """The campaign's latest run whose delivery started (its files may be at the destination)."""
+        if not self.warehouse.relation_exists(RUNS):
+            return None
+        sql = (
+            f"select * from {RUNS} where campaign = ? and delivery_started_at is not null "
+            "order by delivery_started_at desc limit 1"
+        )
+        rows = self.warehouse.query(sql, [campaign]).to_pylist()
+        return RunRecord.from_row(rows[0]) if rows else None
 
     def last_runs(self) -> dict[str, RunRecord]:
         last: dict[str, RunRecord] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -36,6 +37,15 @@ class FileLayout:
         name += ".gz" if self.compressed else ""
         name += ".gpg" if self.encrypted else ""
         return str(self.folder / name)
+
+    def is_part_name(self, relative_name: str) -> bool:
+        """Whether a relative name is one of this layout's parts (any part count, compressed or encrypted
+        or not: an earlier drop may have been written with other settings)."""
+        path = PurePosixPath(relative_name)
+        if path.parent != self.folder:
+            return False
+        pattern = re.escape(self.stem) + r"(_\d{3,})?" + re.escape(self._path.suffix) + r"(\.gz)?(\.gpg)?"
+        return re.fullmatch(pattern, path.name) is not None
 
     @property
     def manifest_name(self) -> str:

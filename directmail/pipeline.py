@@ -1,8 +1,14 @@
 """One campaign run: check → build → extract → write → deliver → record.
 
-The same steps run directly (`directmail run` without a Prefect API) or as Prefect tasks (flows/), so the
-files, history and report are identical either way. Each step is a method; `execute()` runs them in order
-and records a failed run with its reason.
+The one run lifecycle: `execute()` runs the steps in order under the warehouse lock and records a failed
+run with its reason, whether it is called directly (`directmail run` without a Prefect API) or by the
+Prefect flow, which passes a `StepRunner` that runs each step as a task. Files, history and report are
+identical either way.
+
+Exactly once (contract 5): `deliver` records the run `delivering` with its planned files and its rows
+pending before the first byte leaves; `record` commits them with the status `delivered` after the
+manifest landed. `check` settles a run id that an earlier attempt left `delivering` (or `failed` after
+its delivery started) from what the destination holds.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from typing import Any
 
 from directmail.campaign import Campaign, check_against_config, check_columns
 from directmail.config import CONFIG_FILE, Configuration, Routing, resolve_directory
-from directmail.delivery import open_destination
+from directmail.delivery import Destination, open_destination
+from directmail.delivery.drop import landed, relative_name, replace_earlier_drop
 from directmail.delivery.preflight import routing_findings
-from directmail.encryption import KeyProblem, encrypt_file, load_public_key
+from directmail.encryption import KeyProblem, encrypt_staged, load_public_key
 from directmail.errors import (
     AlreadyDelivered,
     ConfigError,
@@ -27,28 +34,24 @@ from directmail.errors import (
     DirectMailError,
     ExtractInvalid,
     Finding,
+    Settled,
 )
 from directmail.extract import (
-    DETAIL,
     EXPORTED,
-    IDENTITY,
-    REASON,
-    AddressRule,
-    ConsentRule,
     ExtractPlan,
-    FrequencyRule,
     Rules,
-    SuppressionRule,
     drop_staging,
     file_lines,
     plan_extract,
     reason_summary,
     stream_rows,
 )
-from directmail.history import DELIVERED, History, RunRecord
+from directmail.history import DELIVERED, DELIVERING, EMPTY, FAILED, History, RunRecord
 from directmail.layout import FileLayout
 from directmail.locking import exclusive, lock_path
-from directmail.project import NodeRef, Project
+from directmail.preview import excluded_rows, preview_lines
+from directmail.project import Project
+from directmail.rules import Relations, resolve_rules
 from directmail.schema import ExtractValidator, encodes
 from directmail.secrets import scrub
 from directmail.seedlist import MAX_SEED_ROWS, SeedRows, read_seed_rows
@@ -89,6 +92,11 @@ class RunOptions:
 
 
 Progress = Callable[[str], None]
+StepRunner = Callable[[str, Callable[[], None]], None]  # (step name, step) → runs it (a Prefect task)
+
+
+def run_inline(name: str, step: Callable[[], None]) -> None:
+    step()
 
 
 class CampaignRun:
@@ -122,10 +130,12 @@ class CampaignRun:
         self._compiled_sql: str | None = None
         self._warehouse: Warehouse | None = None
         self._plan: ExtractPlan | None = None
-        self._relations: dict[str, str] = {}  # unique id → relation, where a test-profile build put it
+        self._relations = Relations()
         self._rows_per_part: int | None = None  # profile rows per part, once written (seed rows take room)
+        self._earlier_files: list[str] = []  # relative names an earlier attempt or drop may have left
         self.seeds: SeedRows | None = None
         self.staged: list[StagedFile] = []
+        self.empty = False  # nothing to export and on_empty: skip
         self.staging_dir = (
             project.directory / WORK_DIR / ("dry-run" if options.dry_run else "staging") / _safe(self.run_id)
         )
@@ -133,7 +143,8 @@ class CampaignRun:
     # -- steps -----------------------------------------------------------------------------------------
 
     def check(self) -> None:
-        """Everything that can be refused before any work: status, configuration, routing, run id."""
+        """Everything that can be refused before any work: status, configuration, routing, run id; and
+        an earlier attempt of this run id that may have delivered is settled first."""
         spec = self.campaign.spec
         if spec.status != "active":
             raise ConfigError(
@@ -144,23 +155,68 @@ class CampaignRun:
         routing = self._routing()
         if findings := routing_findings(self.routing_name, routing, self.project.directory):
             raise ConfigError(findings)
+        self.record.destination = f"{self.routing_name} ({routing.type})"
         with self._open_history() as history:
             previous = history.find(self.run_id)
-        if previous is not None:
+            self._earlier_files = self._earlier_drop_files(history, previous)
+            if previous is None:
+                return
             self.record.attempt = previous.attempt + 1
-            if previous.status == DELIVERED and not self.options.force and not self.options.dry_run:
+            if previous.may_have_landed and not self.options.dry_run:
+                self._settle(history, previous)
+            elif previous.status == DELIVERED and not self.options.force and not self.options.dry_run:
                 raise AlreadyDelivered(
                     f"{self.run_id} was already delivered at {previous.finished_at:%Y-%m-%d %H:%M:%S} UTC "
                     f"({previous.exported} rows); nothing delivered again (use --force to deliver again)"
                 )
-        self.record.destination = f"{self.routing_name} ({routing.type})"
+
+    def _settle(self, history: History, previous: RunRecord) -> None:
+        """An earlier attempt started delivering and did not record the outcome: ask the destination."""
+        # Until settled, this attempt's record keeps what makes the earlier one settleable.
+        self.record.delivery_started_at, self.record.files = previous.delivery_started_at, previous.files
+        destination = self._destination()
+        try:
+            complete = landed(
+                destination, self.layout, self.run_id, previous.files, self.configuration.manifest
+            )
+        finally:
+            destination.close()
+        if complete:
+            settled = replace(
+                previous,
+                status=DELIVERED,
+                finished_at=_now(),
+                message=f"settled by attempt {self.record.attempt}: the drop had landed before the "
+                "attempt that sent it could record it",
+            )
+            history.commit_delivered(settled)
+            self.record = settled
+            self.progress(settled.message)
+            if not self.options.force:
+                raise Settled(
+                    f"{self.run_id}: the earlier attempt's drop is complete at the destination; recorded "
+                    f"delivered ({previous.exported} rows), nothing delivered again"
+                )
+            self.record = replace(settled, status="running", attempt=self.record.attempt + 1)
+        else:
+            history.discard_pending(self.run_id)
+            self.progress(f"the earlier attempt of {self.run_id} did not complete its drop: delivering again")
+        self.record.delivery_started_at = None
+
+    def _earlier_drop_files(self, history: History, previous: RunRecord | None) -> list[str]:
+        """Files an earlier drop under these names may have left: this run id's earlier attempt, and the
+        campaign's latest run that started delivering (its manifest, if any, is read at delivery)."""
+        records = [previous] if previous is not None else []
+        latest = history.latest_delivery(self.campaign.name)
+        records += [latest] if latest is not None else []
+        return sorted({relative_name(self.layout, f["name"]) for r in records for f in r.files})
 
     def build(self) -> None:
         """dbt build of the campaign and of every model or seed the runner reads, with their upstream."""
         run_vars: dict[str, Any] = {"run_time": self.options.run_time.strftime("%Y-%m-%d %H:%M:%S")}
         if self.options.test_profiles:
             run_vars[TEST_PROFILES_VAR] = True
-            self._relations = self._test_profile_relations(run_vars)
+            self._relations = Relations(self._test_profile_relations(run_vars))
         if self.options.skip_build:
             return
         upstream = [self.campaign.unique_id, self.project.consent_unique_id]
@@ -172,7 +228,7 @@ class CampaignRun:
         built = self.project.dbt.build(select, run_vars, with_tests=not self.options.test_profiles)
         self._compiled_sql = built.compiled.get(self.campaign.unique_id)
         if self.options.test_profiles:
-            self._relations.update(built.relations)
+            self._relations.moved.update(built.relations)
 
     def _test_profile_relations(self, run_vars: dict[str, Any]) -> dict[str, str]:
         """Where a test-profile build puts each node; refused if it would overwrite the real tables."""
@@ -191,27 +247,15 @@ class CampaignRun:
             raise ConfigError([Finding("dbt_project.yml", "macros.generate_schema_name", reason)])
         return relations
 
-    def _relation(self, unique_id: str | None, relation: str) -> str:
-        """The relation a node was built as in this run (a test-profile build puts it elsewhere)."""
-        return self._relations.get(unique_id or "", relation)
-
-    def _source_relation(self, ref: NodeRef) -> str:
-        return self._relation(ref.unique_id, ref.relation)
-
     def extract(self) -> None:
         """Check the model's columns, then stage the ordered extract with every exclusion reason."""
         warehouse = self._open()
         campaign = replace(
-            self.campaign, relation=self._relation(self.campaign.unique_id, self.campaign.relation)
+            self.campaign, relation=self._relations.of(self.campaign.unique_id, self.campaign.relation)
         )
         if not warehouse.relation_exists(campaign.relation):
-            raise ConfigError(
-                [
-                    _campaign_finding(
-                        self.campaign, "", "the campaign table is not built (run without --skip-build)"
-                    )
-                ]
-            )
+            reason = "the campaign table is not built (run without --skip-build)"
+            raise ConfigError([_campaign_finding(self.campaign, "", reason)])
         labels = query_labels(warehouse, self._compiled_sql or f"select * from {campaign.relation}")
         findings = check_columns(self.campaign, labels)
         if findings:
@@ -221,7 +265,9 @@ class CampaignRun:
             "__test_profiles" if self.options.test_profiles else ""
         )
         rules = self._rules()
-        self._plan, sql = plan_extract(warehouse, campaign, column_types, rules, staging_name)
+        self._plan, sql = plan_extract(
+            warehouse, campaign, column_types, rules, staging_name, self.configuration.escape_formulas
+        )
         self.progress("excluding, de-duplicating and ordering in the warehouse")
         History(warehouse).ensure_tables()
         warehouse.execute(sql)
@@ -240,7 +286,7 @@ class CampaignRun:
         with several rows for a profile would multiply targeted rows, so the run stops before writing."""
         if rules.addresses is None:
             return
-        rows = self._warehouse.query(f"select count(*) as n from {relation}")["n"][0].as_py()
+        rows = self._open().query(f"select count(*) as n from {relation}")["n"][0].as_py()
         if self.record.targeted > rows:
             identity = rules.addresses.source.identity
             reason = (
@@ -250,31 +296,22 @@ class CampaignRun:
             raise ConfigError([Finding(CONFIG_FILE, "addresses", reason)])
 
     def _rules(self) -> Rules:
-        config, spec, proof = self.project.config, self.campaign.spec, self.options.test_profiles
-        consent = addresses = suppression = frequency = None
-        if config.consent and self.project.consent_relation:
-            relation = self._relation(self.project.consent_unique_id, self.project.consent_relation)
-            consent = ConsentRule(relation, config.consent, self.configuration.marketing_action)
-        if config.addresses and "addresses" in self.project.sources:
-            addresses = AddressRule(
-                self._source_relation(self.project.sources["addresses"]), config.addresses
-            )
-        if config.suppression and "suppression" in self.project.sources:
-            suppression = SuppressionRule(
-                self._source_relation(self.project.sources["suppression"]), config.suppression
-            )
-        cap = spec.frequency_cap or self.configuration.frequency_cap
-        if cap is not None and not proof:  # a proof has no history to count
-            since = self.options.run_time.strftime("%Y-%m-%d %H:%M:%S")
-            frequency = FrequencyRule(cap, since, self.run_id)
-        return Rules(consent, addresses, suppression, frequency, holdout=not proof)
+        return resolve_rules(
+            self.project,
+            self.configuration,
+            self._relations,
+            self.campaign.spec.frequency_cap,
+            self.options.run_time.strftime("%Y-%m-%d %H:%M:%S"),
+            self.run_id,
+            proof=self.options.test_profiles,
+        )
 
     def _read_seeds(self) -> SeedRows | None:
         name = self.campaign.spec.seed_list
         if name is None:
             return None
-        relation = self._source_relation(self.project.seeds[name])
-        seeds = read_seed_rows(self._warehouse, relation, self.campaign, self._plan.labels, self._encoder())
+        relation = self._relations.of_node(self.project.seeds[name])
+        seeds = read_seed_rows(self._open(), relation, self.campaign, self._plan.labels, self._encoder())
         limit = min(MAX_SEED_ROWS, self.configuration.split_threshold - 1)
         if seeds.count > limit:
             reason = (
@@ -287,6 +324,8 @@ class CampaignRun:
     def write(self) -> None:
         """Stream, validate and write every part into the staging folder; fail before any delivery."""
         configuration, spec = self.configuration, self.campaign.spec
+        if self.record.exported == 0 and self._empty_run():
+            return
         shutil.rmtree(self.staging_dir, ignore_errors=True)
         self.staging_dir.mkdir(parents=True)
         encoder = self._encoder()
@@ -308,7 +347,7 @@ class CampaignRun:
             configuration.split_threshold,
         )
         self.progress(f"writing {self.record.exported:,} rows")
-        for batch in stream_rows(self._warehouse, self._plan, encoder, self.options.batch_size):
+        for batch in stream_rows(self._open(), self._plan, encoder, self.options.batch_size):
             validator.validate(batch)
             if validator.failure_count == 0:
                 writer.write(file_lines(batch))
@@ -323,25 +362,39 @@ class CampaignRun:
         self.staged = staged
         self.record.files = [f.summary() for f in staged]
 
+    def _empty_run(self) -> bool:
+        """No profile to export: on_empty decides (skip: nothing delivered, recorded `empty`)."""
+        on_empty = self.configuration.on_empty
+        if on_empty == "fail":
+            raise ExtractInvalid(
+                f"{self.campaign.name}: no profile to export ({self.record.targeted:,} targeted, all "
+                f"excluded); the configuration's on_empty is fail"
+            )
+        if on_empty == "skip":
+            self.empty = True
+            self.record.files = []
+            self.progress("no profile to export: nothing delivered (on_empty: skip)")
+        return self.empty
+
     def deliver(self) -> None:
-        """Data files (and checksums) first, the manifest last: its arrival means the drop is complete."""
-        if self.options.dry_run:
+        """Record `delivering`, remove what an earlier drop under these names would leave, then data
+        files (and checksums) and the manifest last: its arrival means the drop is complete."""
+        if self.options.dry_run or self.empty:
             return
-        previous = History(self._open()).find(self.run_id)
+        history = History(self._open())
+        previous = history.find(self.run_id)
         if previous and previous.status == DELIVERED and not self.options.force:
             raise AlreadyDelivered(f"{self.run_id} was delivered by another run in the meantime")
-        destination = open_destination(self.routing_name, self._routing(), self.project.directory)
+        self.record.status = DELIVERING
+        self.record.delivery_started_at = _now()
+        names = [f.name for f in self.staged]
+        at = self.record.delivery_started_at
+        sends = self._plan.sends_sql(self._open(), self.run_id, at, names, self._rows_per_part)
+        history.mark_delivering(self.record, sends, self._plan.exclusions_sql(self._open(), self.run_id, at))
+        destination = self._destination()
         try:
-            for staged in self.staged:
-                self.progress(f"delivering {staged.name}")
-                destination.put(staged.path, staged.name)
-                if self.configuration.checksums:
-                    destination.put(
-                        write_checksum(self.staging_dir, staged), FileLayout.checksum_name(staged.name)
-                    )
-            if self.configuration.manifest:
-                manifest = write_manifest(self.staging_dir, self.layout, self.manifest())
-                destination.put(manifest, self.layout.manifest_name)
+            replace_earlier_drop(destination, self.layout, names, self._earlier_files, self.progress)
+            self._put_files(destination)
         except DirectMailError:
             raise
         except Exception as exc:  # a library error no destination anticipated: keep its reason, not secrets
@@ -352,20 +405,37 @@ class CampaignRun:
             destination.close()
         self.record.destination = f"{self.routing_name}: {destination.describe()}"
 
+    def _put_files(self, destination: Destination) -> None:
+        for staged in self.staged:
+            self.progress(f"delivering {staged.name}")
+            destination.put(staged.path, staged.name)
+            if self.configuration.checksums:
+                checksum = write_checksum(self.staging_dir, staged)
+                destination.put(checksum, FileLayout.checksum_name(staged.name))
+        if self.configuration.manifest:
+            manifest = write_manifest(self.staging_dir, self.layout, self.manifest())
+            destination.put(manifest, self.layout.manifest_name)
+
     def record_run(self) -> None:
+        """One transaction: the pending rows become sends and exclusions, the run `delivered`."""
         if self.options.dry_run:
+            if self.empty:
+                self.record.status = EMPTY
             return
-        self.record.status = DELIVERED
         self.record.finished_at = _now()
         history = History(self._open())
-        history.replace_sends(self.run_id, self._sends_sql())
-        history.replace_exclusions(self.run_id, self._exclusions_sql())
-        history.save_run(self.record)
+        if self.empty:
+            self.record.status = EMPTY
+            exclusions = self._plan.exclusions_sql(self._open(), self.run_id, self.record.finished_at)
+            history.record_empty(self.record, exclusions)
+            return
+        self.record.status = DELIVERED
+        history.commit_delivered(self.record)
 
     # -- whole run --------------------------------------------------------------------------------------
 
     def steps(self) -> list[tuple[str, Callable[[], None]]]:
-        """The run's steps in order, for runners that wrap each one (Prefect tasks)."""
+        """The run's steps in order."""
         methods = [self.check, self.build, self.extract, self.write, self.deliver, self.record_run]
         return list(zip(STEPS, methods, strict=True))
 
@@ -376,12 +446,12 @@ class CampaignRun:
         with exclusive(path, self.progress):
             yield
 
-    def execute(self) -> RunRecord:
+    def execute(self, run_step: StepRunner = run_inline) -> RunRecord:
+        """Every step in order, under the warehouse lock; a failure is recorded, then raised."""
         with self.exclusive():  # closed inside the lock: the next run must find the file free
             try:
                 for name, step in self.steps():
-                    with self.timed(name):
-                        step()
+                    run_step(name, self.timed(name, step))
             except AlreadyDelivered:
                 raise
             except Exception as exc:
@@ -391,24 +461,52 @@ class CampaignRun:
                 self.close()
         return self.record
 
-    @contextmanager
-    def timed(self, step: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.record.step_seconds[step] = round(time.perf_counter() - started, 3)
+    def preview(self, limit: int) -> tuple[list[bytes], list[dict[str, Any]]]:
+        """The first lines as the file would hold them, and (for a proof) the test profiles left out.
+        Nothing is delivered or recorded; the warehouse is held as for a run."""
+        with self.exclusive():
+            try:
+                self.check()
+                self.build()
+                self.extract()
+                notes = (self.campaign.spec.header_note, self.campaign.spec.footer_note)
+                lines = preview_lines(
+                    self._open(),
+                    self._plan,
+                    self._encoder(),
+                    notes,
+                    self.seeds,
+                    limit,
+                    self.options.batch_size,
+                )
+                left_out = (
+                    excluded_rows(self._open(), self._plan, limit) if self.options.test_profiles else []
+                )
+            finally:
+                self.close()
+        return lines, left_out
+
+    def timed(self, name: str, step: Callable[[], None]) -> Callable[[], None]:
+        def timed_step() -> None:
+            started = time.perf_counter()
+            try:
+                step()
+            finally:
+                self.record.step_seconds[name] = round(time.perf_counter() - started, 3)
+
+        return timed_step
 
     def fail(self, exc: BaseException) -> None:
-        """Record the run as failed (unless nothing had started, or it is a dry run)."""
+        """Record the run as failed (unless nothing had started, or it is a dry run). A run whose delivery
+        had started stays settleable: the next attempt asks the destination whether its drop landed."""
         if self.options.dry_run or (isinstance(exc, ConfigError) and "build" not in self.record.step_seconds):
             return
-        self.record.status = "failed"
+        self.record.status = FAILED
         self.record.finished_at = _now()
         self.record.message = scrub(str(exc))[:2000]
         try:
             History(self._open()).ensure_tables()
-            History(self._warehouse).save_run(self.record)
+            History(self._open()).save_run(self.record)
         except Exception:  # the original error matters more than a failure to record it
             pass
 
@@ -432,70 +530,13 @@ class CampaignRun:
             "files": [f.summary() for f in self.staged],
         }
 
-    def preview_lines(self, limit: int) -> list[bytes]:
-        """The first lines of the first file exactly as written (after extract())."""
-        spec = self.campaign.spec
-        encoder = self._encoder()
-        lines = [encoder.note(spec.header_note)] if spec.header_note is not None else []
-        lines.append(encoder.line(self._plan.labels))
-        sql = self._plan.stream_sql(self._warehouse, encoder.separator, encoder.newline, limit)
-        for batch in self._warehouse.stream(sql, self.options.batch_size):
-            lines.append(encoder.lines(file_lines(batch)))
-        if self.record.exported <= limit:  # the whole first file: its seed rows and footer too
-            if self.seeds is not None and self.seeds.count:
-                lines.append(encoder.lines(self.seeds.lines()))
-            if spec.footer_note is not None:
-                lines.append(encoder.note(spec.footer_note))
-        return lines
-
-    def excluded_rows(self, limit: int) -> list[dict[str, Any]]:
-        """Targeted rows that are not exported, with their reason and detail (after extract())."""
-        sql = (
-            f"select {IDENTITY} as identity, {REASON} as reason, {DETAIL} as detail "
-            f"from {self._plan.staging_table} where {REASON} <> '{EXPORTED}' "
-            f"order by {IDENTITY} limit {int(limit)}"
-        )
-        return self._warehouse.query(sql).to_pylist()
-
-    def _history_rows_sql(self, columns: list[str], where: str) -> str:
-        """Staging rows as history rows: run id, campaign, identity, `columns`, the run's finish time."""
-        d = self._warehouse.dialect
-        finished_at = d.literal(self.record.finished_at.isoformat(sep=" "))
-        return (
-            f"select {d.literal(self.run_id)}, {d.literal(self.campaign.name)}, {IDENTITY}, "
-            f"{', '.join(columns)}, cast({finished_at} as timestamp) "
-            f"from {self._plan.staging_table} where {where}"
-        )
-
-    def _exclusions_sql(self) -> str:
-        return self._history_rows_sql([REASON, DETAIL], f"{REASON} <> '{EXPORTED}'")
-
-    def _sends_sql(self) -> str:
-        d = self._warehouse.dialect
-        names = [f.name for f in self.staged]
-        part = f"cast(floor({d.insertion_position()} / {self._rows_per_part}) as integer)"
-        branches = " ".join(f"when {i} then {d.literal(name)}" for i, name in enumerate(names))
-        file_name = f"case when {REASON} = '{EXPORTED}' then case {part} {branches} end end"
-        return self._history_rows_sql(
-            [file_name, f"{REASON} = 'holdout'"], f"{REASON} in ('{EXPORTED}', 'holdout')"
-        )
-
     def _encrypt(self, staged: list[StagedFile]) -> list[StagedFile]:
-        """Replace each staged file by its .gpg; sizes and hashes become those of the delivered bytes."""
         try:
             key = load_public_key(resolve_directory(self.project.directory, self._routing().encryption_key))
-            encrypted = []
-            for plain in staged:
-                self.progress(f"encrypting {plain.name} for {key.describe()}")
-                name = plain.name + ".gpg"
-                result = encrypt_file(plain.path, self.staging_dir / name, key, self.layout.compressed)
-                plain.path.unlink()
-                encrypted.append(StagedFile(name, result.path, plain.rows, result.bytes, result.sha256))
+            return encrypt_staged(staged, key, self.staging_dir, self.layout.compressed, self.progress)
         except KeyProblem as exc:
-            raise ConfigError(
-                [Finding(CONFIG_FILE, f"routing.{self.routing_name}.encryption_key", str(exc))]
-            ) from None
-        return encrypted
+            key_name = f"routing.{self.routing_name}.encryption_key"
+            raise ConfigError([Finding(CONFIG_FILE, key_name, str(exc))]) from None
 
     def _encoder(self) -> LineEncoder:
         configuration = self.configuration
@@ -517,6 +558,9 @@ class CampaignRun:
 
     def _routing(self) -> Routing | None:
         return self.project.config.routing.get(self.routing_name)
+
+    def _destination(self) -> Destination:
+        return open_destination(self.routing_name, self._routing(), self.project.directory)
 
     def _open(self) -> Warehouse:
         if self._warehouse is None:

@@ -1,5 +1,8 @@
 """Prefect flow for one campaign run: a thin wrapper, each pipeline step a task, the report an artifact.
 
+The run lifecycle is `CampaignRun.execute()`, the same one `directmail run` uses without Prefect; the flow
+only hands it a step runner that makes each step a task (delivery retried when the server was unreachable).
+
 Run it from the CLI with a Prefect API configured (`PREFECT_API_URL=… directmail run CAMPAIGN`), or
 directly: `python -m flows.campaign_flow winter_catalog --run-time 2026-11-23T06:00:00Z`.
 """
@@ -8,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from directmail.errors import AlreadyDelivered, DeliveryError
+from directmail.errors import AlreadyDelivered, DeliveryError, Settled
 from directmail.history import RunRecord
 from directmail.locking import exclusive
 from directmail.pipeline import WORK_DIR, CampaignRun, RunOptions, parse_run_time
@@ -27,10 +31,8 @@ RETRIED_STEPS = {"deliver": 2}
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{name}")
-def run_step(run: CampaignRun, name: str) -> None:
-    step = dict(run.steps())[name]
-    with run.timed(name):
-        step()
+def run_step(name: str, step: Callable[[], None]) -> None:
+    step()
 
 
 @flow(name="direct-mail-campaign", flow_run_name="{campaign} @ {run_time}", log_prints=True)
@@ -52,35 +54,31 @@ def run_campaign_flow(
             parse_run_time(run_time or _scheduled_time()), dry_run=dry_run, force=force, skip_build=skip_build
         )
         run = CampaignRun(project, campaign, options, progress=logger.info)
-        with run.exclusive():
-            return _execute(run, logger)
+        try:
+            record = run.execute(_as_task)
+        except AlreadyDelivered as exc:
+            logger.info(str(exc))
+            run.record.message = str(exc)
+            if not isinstance(exc, Settled):  # a settled run is delivered: its report is published
+                run.record.status = SKIPPED
+                return run.record
+            _publish(run.record)
+            return run.record
+        except Exception:
+            _publish(run.record)
+            raise
+    _publish(record)
+    return record
 
 
-def _execute(run: CampaignRun, logger) -> RunRecord:
-    try:
-        _run_steps(run)
-    except AlreadyDelivered as exc:
-        logger.info(str(exc))
-        run.record.status, run.record.message = SKIPPED, str(exc)
-        return run.record
-    except Exception as exc:
-        run.fail(exc)
-        _publish(run.record)
-        raise
-    finally:
-        run.close()
-    _publish(run.record)
-    return run.record
-
-
-def _run_steps(run: CampaignRun) -> None:
-    for name, _ in run.steps():
-        step = run_step.with_options(
-            retries=RETRIED_STEPS.get(name, 0),
-            retry_delay_seconds=30,
-            retry_condition_fn=_worth_retrying,
-        )
-        step(run, name)
+def _as_task(name: str, step: Callable[[], None]) -> None:
+    """Each step a task run in the UI; only delivery is retried, and only for an unreachable server."""
+    task_run = run_step.with_options(
+        retries=RETRIED_STEPS.get(name, 0),
+        retry_delay_seconds=30,
+        retry_condition_fn=_worth_retrying,
+    )
+    task_run(name, step)
 
 
 def _scheduled_time() -> str | None:

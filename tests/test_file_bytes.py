@@ -170,11 +170,38 @@ def test_gzip_and_utf8_bom_checksums_cover_the_delivered_bytes(kit):
     assert json.loads(files["z.manifest.json"])["files"][0]["name"] == "z.csv.gz"
 
 
-def test_an_empty_audience_still_delivers_a_header_only_file(kit):
+def test_an_empty_audience_delivers_nothing_and_is_recorded_empty_by_default(kit):
+    kit.sql("create table campaign as select 'P1' as profile_id, 'x' as name, 'n' as consent")
+    project = kit.project({"file_name": "empty.csv"})
+    kit.sql("insert into consents values ('P1', 'direct_mail', 'n')")
+    record = kit.run(project)
+    assert record.status == "empty"
+    assert not (kit.directory / "landing").exists() or kit.landing() == {}
+    assert kit.sql("select run_id, status, exported, files from direct_mail.runs") == [
+        ("campaign@2026-11-23T06:00:00Z", "empty", 0, "[]")
+    ]
+    assert kit.sql("select profile_id, reason from direct_mail.exclusions") == [("P1", "no_postal_consent")]
+    assert kit.sql("select count(*) from direct_mail.sends") == [(0,)]
+    # an empty run id is not a delivered one: the same slot runs again (and may find people then)
+    kit.sql("delete from consents")
+    assert kit.run(project).status == "delivered"
+    assert kit.landing()["empty.csv"] == b"name,consent\nx,n\n"
+
+
+def test_on_empty_deliver_writes_a_header_only_file(kit):
     kit.sql("create table campaign as select 'P1' as profile_id, 'x' as name where false")
-    record = kit.run(kit.project({"file_name": "empty.csv", "footer_note": "0 records"}))
+    project = kit.project({"file_name": "empty.csv", "footer_note": "0 records"}, {"on_empty": "deliver"})
+    record = kit.run(project)
     assert kit.landing()["empty.csv"] == b"name\n0 records\n"
-    assert record.exported == 0
+    assert (record.status, record.exported) == ("delivered", 0)
+
+
+def test_on_empty_fail_fails_the_run_and_delivers_nothing(kit):
+    kit.sql("create table campaign as select 'P1' as profile_id, 'x' as name where false")
+    with pytest.raises(ExtractInvalid, match="no profile to export"):
+        kit.run(kit.project({"file_name": "empty.csv"}, {"on_empty": "fail"}))
+    assert not (kit.directory / "landing").exists()
+    assert kit.sql("select status from direct_mail.runs") == [("failed",)]
 
 
 def test_value_the_encoding_cannot_hold_stops_the_run_naming_row_and_column(kit):

@@ -28,7 +28,15 @@ class Destination(Protocol):
         ...
 
     def remove(self, relative_name: str) -> None:
-        """Delete a delivered file (used by the connection probe); absent files are fine."""
+        """Delete a delivered file (a replaced drop's stale parts, the probe); absent files are fine."""
+        ...
+
+    def read(self, relative_name: str) -> bytes | None:
+        """A small delivered file's bytes (a manifest), or None when there is none under that name."""
+        ...
+
+    def size(self, relative_name: str) -> int | None:
+        """The size of a delivered file, or None when there is none under that name."""
         ...
 
     def close(self) -> None: ...

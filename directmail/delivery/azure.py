@@ -102,5 +102,21 @@ class AzureDestination:
         except AzureError as exc:
             raise self._fail(f"removing {relative_name}", exc) from None
 
+    def read(self, relative_name: str) -> bytes | None:
+        try:
+            return self.container.download_blob(self.blob_name(relative_name)).readall()
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise self._fail(f"reading {relative_name}", exc) from None
+
+    def size(self, relative_name: str) -> int | None:
+        try:
+            return self.container.get_blob_client(self.blob_name(relative_name)).get_blob_properties().size
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise self._fail(f"checking {relative_name}", exc) from None
+
     def close(self) -> None:
         self.container.close()

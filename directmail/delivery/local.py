@@ -37,5 +37,17 @@ class LocalDestination:
     def remove(self, relative_name: str) -> None:
         (self.root / relative_name).unlink(missing_ok=True)
 
+    def read(self, relative_name: str) -> bytes | None:
+        try:
+            return (self.root / relative_name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def size(self, relative_name: str) -> int | None:
+        try:
+            return (self.root / relative_name).stat().st_size
+        except FileNotFoundError:
+            return None
+
     def close(self) -> None:
         pass

@@ -22,6 +22,7 @@ from directmail.errors import DeliveryError
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 MULTIPART_CHUNK = 16 * 1024 * 1024
 MISSING_BUCKET = {"NoSuchBucket", "404", "NotFound"}
+NOT_FOUND = {"NoSuchKey", "404", "NotFound"}  # an object (the bucket itself is checked before any put)
 REFUSED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}
 
 
@@ -119,6 +120,28 @@ class S3Destination:
             self.client.delete_object(Bucket=self.routing.bucket, Key=self.key(relative_name))
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(f"removing {relative_name}", exc) from None
+
+    def read(self, relative_name: str) -> bytes | None:
+        try:
+            response = self.client.get_object(Bucket=self.routing.bucket, Key=self.key(relative_name))
+            return response["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in NOT_FOUND:
+                return None
+            raise self._fail(f"reading {relative_name}", exc) from None
+        except BotoCoreError as exc:
+            raise self._fail(f"reading {relative_name}", exc) from None
+
+    def size(self, relative_name: str) -> int | None:
+        try:
+            head = self.client.head_object(Bucket=self.routing.bucket, Key=self.key(relative_name))
+            return int(head["ContentLength"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in NOT_FOUND:
+                return None
+            raise self._fail(f"checking {relative_name}", exc) from None
+        except BotoCoreError as exc:
+            raise self._fail(f"checking {relative_name}", exc) from None
 
     def close(self) -> None:
         self.client.close()

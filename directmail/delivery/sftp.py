@@ -252,6 +252,33 @@ class SftpDestination:
     def remove(self, relative_name: str) -> None:
         self._retrying(lambda: _remove_if_present(self._session(), self.remote_path(relative_name)), "remove")
 
+    def read(self, relative_name: str) -> bytes | None:
+        found: list[bytes | None] = []
+
+        def fetch() -> None:
+            found.clear()
+            try:
+                with self._session().open(self.remote_path(relative_name), "rb") as remote:
+                    found.append(remote.read())
+            except FileNotFoundError:
+                found.append(None)
+
+        self._retrying(fetch, f"reading {relative_name}")
+        return found[0]
+
+    def size(self, relative_name: str) -> int | None:
+        found: list[int | None] = []
+
+        def stat() -> None:
+            found.clear()
+            try:
+                found.append(self._session().stat(self.remote_path(relative_name)).st_size)
+            except FileNotFoundError:
+                found.append(None)
+
+        self._retrying(stat, f"checking {relative_name}")
+        return found[0]
+
     def _clean_up(self, temporary: str) -> None:
         """Best effort, on a connection still open (e.g. the rename was refused). After a dropped connection
         there is nothing to reconnect for: the next attempt replaces the temporary file anyway."""

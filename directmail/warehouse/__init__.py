@@ -47,6 +47,10 @@ class SqlDialect(Protocol):
         separator, a double quote or a line break (its quotes doubled); the newline ends the line."""
         ...
 
+    def text_literal(self, value: str) -> str:
+        """A string literal for any text, control characters included (the SQL stays one line)."""
+        ...
+
     def insertion_position(self) -> str:
         """A row's 0-based position in a table written by `create table … as select … order by`."""
         ...

@@ -48,16 +48,16 @@ class DuckDBDialect:
         return f"hash({', '.join(expressions)})"
 
     def text_line(self, fields: list[str], separator: str, newline: str) -> str:
-        specials = [self._text_literal(c) for c in (separator, '"', "\r", "\n")]
+        specials = [self.text_literal(c) for c in (separator, '"', "\r", "\n")]
         quoted = []
         for field in fields:
             needs_quotes = " or ".join(f"contains({field}, {c})" for c in specials)
             doubled = f"replace({field}, '\"', '\"\"')"
             quoted.append(f"case when {needs_quotes} then '\"' || {doubled} || '\"' else {field} end")
-        joined = f"concat_ws({self._text_literal(separator)}, {', '.join(quoted)})"
-        return f"{joined} || {self._text_literal(newline)}"
+        joined = f"concat_ws({self.text_literal(separator)}, {', '.join(quoted)})"
+        return f"{joined} || {self.text_literal(newline)}"
 
-    def _text_literal(self, value: str) -> str:
+    def text_literal(self, value: str) -> str:
         """A string literal that spells control characters with chr(), so the SQL stays one line."""
         runs = [(printable, "".join(chars)) for printable, chars in groupby(value, str.isprintable)]
         pieces = [

@@ -1,0 +1,53 @@
+"""Which exclusions apply to a run, and where their data lives in this run's build.
+
+A test-profile proof builds the project into a schema of its own, so every relation the runner reads is
+looked up in what that build produced; a normal run reads the relations dbt's manifest names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from directmail.config import Configuration
+from directmail.extract import AddressRule, ConsentRule, FrequencyRule, Rules, SuppressionRule
+from directmail.project import NodeRef, Project
+
+
+@dataclass
+class Relations:
+    """Where each node was built in this run: unique id → relation, for the nodes a proof moved."""
+
+    moved: dict[str, str] = field(default_factory=dict)
+
+    def of(self, unique_id: str | None, relation: str) -> str:
+        return self.moved.get(unique_id or "", relation)
+
+    def of_node(self, ref: NodeRef) -> str:
+        return self.of(ref.unique_id, ref.relation)
+
+
+def resolve_rules(
+    project: Project,
+    configuration: Configuration,
+    relations: Relations,
+    cap_spec: object,
+    run_time: str,
+    run_id: str,
+    proof: bool,
+) -> Rules:
+    """The run's rules: consent for the configuration's marketing action, address validity and
+    suppression from direct_mail.yml's sources, the campaign's (or configuration's) frequency cap, and
+    holdout; a proof has no history to count and no holdout."""
+    config = project.config
+    consent = addresses = suppression = frequency = None
+    if config.consent and project.consent_relation:
+        relation = relations.of(project.consent_unique_id, project.consent_relation)
+        consent = ConsentRule(relation, config.consent, configuration.marketing_action)
+    if config.addresses and "addresses" in project.sources:
+        addresses = AddressRule(relations.of_node(project.sources["addresses"]), config.addresses)
+    if config.suppression and "suppression" in project.sources:
+        suppression = SuppressionRule(relations.of_node(project.sources["suppression"]), config.suppression)
+    cap = cap_spec or configuration.frequency_cap
+    if cap is not None and not proof:
+        frequency = FrequencyRule(cap, run_time, run_id)  # type: ignore[arg-type]
+    return Rules(consent, addresses, suppression, frequency, holdout=not proof)
