@@ -190,14 +190,13 @@ class CampaignRun:
                 "attempt that sent it could record it",
             )
             history.commit_delivered(settled)
-            self.record = settled
             self.progress(settled.message)
             if not self.options.force:
+                self.record = settled
                 raise Settled(
                     f"{self.run_id}: the earlier attempt's drop is complete at the destination; recorded "
                     f"delivered ({previous.exported} rows), nothing delivered again"
                 )
-            self.record = replace(settled, status="running", attempt=self.record.attempt + 1)
         else:
             history.discard_pending(self.run_id)
             self.progress(f"the earlier attempt of {self.run_id} did not complete its drop: delivering again")

@@ -306,3 +306,26 @@ def test_dry_run_writes_nothing_to_the_landing_folder_or_history(kit):
     assert not (kit.directory / "landing").exists()
     assert kit.sql("select count(*) from direct_mail.runs") == [(0,)]
     assert (kit.directory / ".directmail" / "dry-run").is_dir()
+
+
+def test_escape_formulas_prefixes_text_a_spreadsheet_would_run_and_leaves_numbers(kit):
+    kit.sql(
+        """create table campaign as select * from (values
+            ('P1', '=HYPERLINK("http://x")', -5, 'ok'),
+            ('P2', '+33 1 23', 7, '@home'),
+            ('P3', '-minus', 0, chr(9) || 'tab'),
+            ('P4', 'plain', -1, chr(13) || 'cr')
+        ) as t(profile_id, note, balance, other)"""
+    )
+    project = kit.project({"file_name": "f.csv", "sort_by": ["profile_id"]}, {"escape_formulas": True})
+    kit.run(project)
+    assert kit.landing()["f.csv"] == (
+        b"note,balance,other\n"
+        b'"\'=HYPERLINK(""http://x"")",-5,ok\n'
+        b"'+33 1 23,7,'@home\n"
+        b"'-minus,0,'\ttab\n"
+        b'plain,-1,"\'\rcr"\n'
+    )
+    plain = kit.project({"file_name": "g.csv", "sort_by": ["profile_id"]})
+    kit.run(plain, run_time="2026-11-24T06:00:00Z")
+    assert kit.landing()["g.csv"].splitlines()[2] == b"+33 1 23,7,@home"

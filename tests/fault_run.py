@@ -1,0 +1,50 @@
+"""A campaign run in its own process that kills itself with SIGKILL at a chosen moment of delivery.
+
+`python -m tests.fault_run '<json>'` with keys directory, meta, configuration, routing, run_time and
+fault: "before:<name>" (just before that file is put at the destination), "after:<name>" (just after it
+landed) or "none". The run is the real pipeline over the Kit project in `directory`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import directmail.pipeline as pipeline
+from tests.runner_kit import Kit
+
+
+def _kill_at(fault: str) -> None:
+    when, _, target = fault.partition(":")
+    real_open = pipeline.open_destination
+
+    def open_destination(*args, **kwargs):
+        destination = real_open(*args, **kwargs)
+        real_put = destination.put
+
+        def put(local_path: Path, relative_name: str) -> None:
+            if when == "before" and relative_name == target:
+                os.kill(os.getpid(), signal.SIGKILL)
+            real_put(local_path, relative_name)
+            if when == "after" and relative_name == target:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        destination.put = put
+        return destination
+
+    pipeline.open_destination = open_destination
+
+
+def main(spec: dict) -> None:
+    if spec["fault"] != "none":
+        _kill_at(spec["fault"])
+    kit = Kit(Path(spec["directory"]))
+    project = kit.project(spec["meta"], spec["configuration"], routing=spec.get("routing"))
+    kit.run(project, run_time=spec["run_time"])
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))
