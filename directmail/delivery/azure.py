@@ -103,6 +103,7 @@ class AzureDestination:
             raise self._fail(f"removing {relative_name}", exc) from None
 
     def read(self, relative_name: str) -> bytes | None:
+        self._check_container()
         try:
             return self.container.download_blob(self.blob_name(relative_name)).readall()
         except ResourceNotFoundError:
@@ -111,6 +112,7 @@ class AzureDestination:
             raise self._fail(f"reading {relative_name}", exc) from None
 
     def size(self, relative_name: str) -> int | None:
+        self._check_container()
         try:
             return self.container.get_blob_client(self.blob_name(relative_name)).get_blob_properties().size
         except ResourceNotFoundError:

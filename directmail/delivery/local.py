@@ -40,13 +40,13 @@ class LocalDestination:
     def read(self, relative_name: str) -> bytes | None:
         try:
             return (self.root / relative_name).read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # nothing there (put reports a folder that is a file)
             return None
 
     def size(self, relative_name: str) -> int | None:
         try:
             return (self.root / relative_name).stat().st_size
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
     def close(self) -> None:

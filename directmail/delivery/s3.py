@@ -122,6 +122,7 @@ class S3Destination:
             raise self._fail(f"removing {relative_name}", exc) from None
 
     def read(self, relative_name: str) -> bytes | None:
+        self._check_bucket()
         try:
             response = self.client.get_object(Bucket=self.routing.bucket, Key=self.key(relative_name))
             return response["Body"].read()
@@ -133,6 +134,7 @@ class S3Destination:
             raise self._fail(f"reading {relative_name}", exc) from None
 
     def size(self, relative_name: str) -> int | None:
+        self._check_bucket()
         try:
             head = self.client.head_object(Bucket=self.routing.bucket, Key=self.key(relative_name))
             return int(head["ContentLength"])
