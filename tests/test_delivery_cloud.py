@@ -204,3 +204,42 @@ def test_probe_leaves_nothing_in_the_container(azurite, container, monkeypatch, 
     where = probe("remote", AzureRouting.model_validate(azure_routing(container)), tmp_path)
     assert where == f"azure://devstoreaccount1/{container}/inbound/"
     assert azurite.holds(container) == {}
+
+
+# -- exactly once and replaced drops, on each object store ------------------------------------------------
+
+
+def _settle_and_replace(kit, routing: dict, holds) -> None:
+    """Killed after the manifest: the re-run settles from what the store holds and sends nothing; a later
+    drop with fewer parts leaves no part of the earlier one."""
+    import signal
+
+    from directmail.errors import Settled
+    from tests.test_exactly_once import run_with_fault
+
+    kit.rows(700)
+    project = kit.project(META, CONFIGURATION, routing=routing)
+    child = run_with_fault(kit, "after:catalog.manifest.json", META, CONFIGURATION, routing)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    held = holds()
+    assert len([n for n in held if n.endswith(".csv.gz")]) == 3
+    with pytest.raises(Settled):
+        kit.run(project)
+    assert holds() == held
+    assert kit.sql("select status, attempt from direct_mail.runs") == [("delivered", 1)]
+    assert kit.sql("select count(distinct profile_id) from direct_mail.sends") == [(700,)]
+
+    kit.sql("delete from campaign where profile_id >= 'P000000250'")
+    kit.run(project, run_time="2026-11-24T06:00:00Z")
+    names = sorted(name.rsplit("/", 1)[-1] for name in holds())
+    assert names == ["catalog.csv.gz", "catalog.csv.gz.sha256", "catalog.manifest.json"]
+
+
+def test_s3_settles_a_crashed_run_and_replaces_an_earlier_drop(kit, s3, s3_credentials):
+    s3.create_bucket("mail-drops")
+    _settle_and_replace(kit, s3_routing(s3.endpoint_url), lambda: s3.holds("mail-drops"))
+
+
+def test_azure_settles_a_crashed_run_and_replaces_an_earlier_drop(kit, azurite, container, monkeypatch):
+    monkeypatch.setenv("AZURE_DROP", azurite.connection_string())
+    _settle_and_replace(kit, azure_routing(container), lambda: azurite.holds(container))
