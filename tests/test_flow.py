@@ -97,3 +97,31 @@ def test_a_failed_delivery_ends_the_flow_run_failed_with_its_reason(prefect_harn
     assert state.message.endswith(": Not a directory")
     [(status, message)] = query(sample_project, "select status, message from direct_mail.runs")
     assert status == "failed" and "Not a directory" in message
+
+
+def test_a_flow_run_settles_a_drop_whose_history_write_failed(prefect_harness, sample_project, monkeypatch):
+    """Exactly once holds the same way as a flow run: the failed record step leaves the run settleable,
+    and the next flow run of that slot records it delivered without sending anything again."""
+    import duckdb
+
+    from directmail.history import History
+    from flows.campaign_flow import run_campaign_flow
+    from tests.test_sample_project import query
+
+    def disk_full(self, record):
+        raise duckdb.IOException("could not write: no space left on device")
+
+    monkeypatch.setattr(History, "commit_delivered", disk_full)
+    state = run_campaign_flow("lapsed_postcard", RUN_TIME, str(sample_project), return_state=True)
+    assert state.is_failed() and "no space left on device" in state.message
+    landing = sample_project / "landing"
+    landed = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in landing.rglob("*") if p.is_file()}
+    assert any(p.name.endswith(".manifest.json") for p in landed)
+
+    monkeypatch.undo()
+    record = run_campaign_flow("lapsed_postcard", RUN_TIME, str(sample_project))
+    assert record.status == "delivered" and "nothing delivered again" in record.message
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in landing.rglob("*") if p.is_file()} == landed
+    [(status, exported)] = query(sample_project, "select status, exported from direct_mail.runs")
+    [(sends,)] = query(sample_project, "select count(*) from direct_mail.sends where not is_holdout")
+    assert status == "delivered" and sends == exported > 0
