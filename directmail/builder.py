@@ -78,11 +78,19 @@ class DbtProject:
         return result.result
 
     def build(self, select: list[str], run_vars: dict[str, Any], with_tests: bool = True) -> Built:
-        """Build the selection (with its data and unit tests unless told otherwise)."""
+        """Build the selection (with its data and unit tests unless told otherwise).
+
+        Tests are selected cautiously: a test runs only when every node it references is in this build.
+        dbt's default (eager) also picks a test that merely touches the selection, such as a relationships
+        test from a model nobody selected onto a selected one; on a warehouse where that other model was
+        never built, the test fails on a missing table. (`buildable` would also admit tests on unselected
+        ancestors; the selection here always carries its ancestors, and `cautious` says the rule exactly.)
+        """
         skip = (
             [] if with_tests else ["--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
         )
-        result = self._invoke(["build", "--select", *select, *skip, "--vars", json.dumps(run_vars)])
+        selection = ["--select", *select, "--indirect-selection", "cautious", *skip]
+        result = self._invoke(["build", *selection, "--vars", json.dumps(run_vars)])
         if result.exception is not None:
             raise BuildError(f"dbt build failed: {result.exception}")
         failures, built = [], Built({}, {})
