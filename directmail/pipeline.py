@@ -24,7 +24,7 @@ from typing import Any
 from directmail.campaign import Campaign, check_against_config, check_columns
 from directmail.config import CONFIG_FILE, Configuration, Routing, resolve_directory
 from directmail.delivery import Destination, open_destination
-from directmail.delivery.drop import landed, relative_name, replace_earlier_drop
+from directmail.delivery.drop import replace_earlier_drop
 from directmail.delivery.preflight import routing_findings
 from directmail.encryption import KeyProblem, encrypt_staged, load_public_key
 from directmail.errors import (
@@ -51,17 +51,17 @@ from directmail.layout import FileLayout
 from directmail.locking import exclusive, lock_path
 from directmail.preview import excluded_rows, preview_lines
 from directmail.project import Project
-from directmail.rules import Relations, resolve_rules
-from directmail.schema import ExtractValidator, encodes
+from directmail.rules import TEST_PROFILES_VAR, Relations, resolve_rules, test_profile_relations
+from directmail.schema import ExtractValidator, header_findings
 from directmail.secrets import scrub
-from directmail.seedlist import MAX_SEED_ROWS, SeedRows, read_seed_rows
+from directmail.seedlist import SeedRows, read_seed_rows
+from directmail.settlement import earlier_drop_files, settle
 from directmail.textformat import LineEncoder
 from directmail.warehouse import Warehouse, open_warehouse, query_labels
 from directmail.writer import FileTexts, PartsWriter, StagedFile, write_checksum, write_manifest
 
 STEPS = ("check", "build", "extract", "write", "deliver", "record")
 WORK_DIR = ".directmail"
-TEST_PROFILES_VAR = "directmail_test_profiles"
 
 
 def parse_run_time(value: str | datetime | None) -> datetime:
@@ -158,7 +158,7 @@ class CampaignRun:
         self.record.destination = f"{self.routing_name} ({routing.type})"
         with self._open_history() as history:
             previous = history.find(self.run_id)
-            self._earlier_files = self._earlier_drop_files(history, previous)
+            self._earlier_files = earlier_drop_files(history, previous, self.campaign.name, self.layout)
             if previous is None:
                 return
             self.record.attempt = previous.attempt + 1
@@ -171,51 +171,34 @@ class CampaignRun:
                 )
 
     def _settle(self, history: History, previous: RunRecord) -> None:
-        """An earlier attempt started delivering and did not record the outcome: ask the destination."""
-        # Until settled, this attempt's record keeps what makes the earlier one settleable.
+        # Until settled, this attempt's record keeps what makes the earlier one settleable, should it fail.
         self.record.delivery_started_at, self.record.files = previous.delivery_started_at, previous.files
-        destination = self._destination()
-        try:
-            complete = landed(
-                destination, self.layout, self.run_id, previous.files, self.configuration.manifest
-            )
-        finally:
-            destination.close()
-        if complete:
-            settled = replace(
-                previous,
-                status=DELIVERED,
-                finished_at=_now(),
-                message=f"settled by attempt {self.record.attempt}: the drop had landed before the "
-                "attempt that sent it could record it",
-            )
-            history.commit_delivered(settled)
-            self.progress(settled.message)
-            if not self.options.force:
-                self.record = settled
-                raise Settled(
-                    f"{self.run_id}: the earlier attempt's drop is complete at the destination; recorded "
-                    f"delivered ({previous.exported} rows), nothing delivered again"
-                )
-        else:
-            history.discard_pending(self.run_id)
-            self.progress(f"the earlier attempt of {self.run_id} did not complete its drop: delivering again")
+        settled = settle(
+            history,
+            previous,
+            self._destination,
+            self.layout,
+            self.configuration.manifest,
+            self.record.attempt,
+        )
         self.record.delivery_started_at = None
-
-    def _earlier_drop_files(self, history: History, previous: RunRecord | None) -> list[str]:
-        """Files an earlier drop under these names may have left: this run id's earlier attempt, and the
-        campaign's latest run that started delivering (its manifest, if any, is read at delivery)."""
-        records = [previous] if previous is not None else []
-        latest = history.latest_delivery(self.campaign.name)
-        records += [latest] if latest is not None else []
-        return sorted({relative_name(self.layout, f["name"]) for r in records for f in r.files})
+        if settled is None:
+            self.progress(f"the earlier attempt of {self.run_id} did not complete its drop: delivering again")
+            return
+        self.progress(settled.message)
+        if not self.options.force:
+            self.record = settled
+            raise Settled(
+                f"{self.run_id}: the earlier attempt's drop is complete at the destination; recorded "
+                f"delivered ({previous.exported} rows), nothing delivered again"
+            )
 
     def build(self) -> None:
         """dbt build of the campaign and of every model or seed the runner reads, with their upstream."""
         run_vars: dict[str, Any] = {"run_time": self.options.run_time.strftime("%Y-%m-%d %H:%M:%S")}
         if self.options.test_profiles:
             run_vars[TEST_PROFILES_VAR] = True
-            self._relations = Relations(self._test_profile_relations(run_vars))
+            self._relations = test_profile_relations(self.project, self.campaign, run_vars)
         if self.options.skip_build:
             return
         upstream = [self.campaign.unique_id, self.project.consent_unique_id]
@@ -228,23 +211,6 @@ class CampaignRun:
         self._compiled_sql = built.compiled.get(self.campaign.unique_id)
         if self.options.test_profiles:
             self._relations.moved.update(built.relations)
-
-    def _test_profile_relations(self, run_vars: dict[str, Any]) -> dict[str, str]:
-        """Where a test-profile build puts each node; refused if it would overwrite the real tables."""
-        manifest = self.project.dbt.parse(run_vars)
-        relations = {
-            uid: node.relation_name
-            for uid, node in manifest.nodes.items()
-            if getattr(node, "relation_name", None)
-        }
-        if relations.get(self.campaign.unique_id, self.campaign.relation) == self.campaign.relation:
-            reason = (
-                f"with the var {TEST_PROFILES_VAR}: true the project would build test profiles over the "
-                "campaign's own table; give them their own schema (see the sample's "
-                "macros/generate_schema_name.sql)"
-            )
-            raise ConfigError([Finding("dbt_project.yml", "macros.generate_schema_name", reason)])
-        return relations
 
     def extract(self) -> None:
         """Check the model's columns, then stage the ordered extract with every exclusion reason."""
@@ -311,13 +277,8 @@ class CampaignRun:
             return None
         relation = self._relations.of_node(self.project.seeds[name])
         seeds = read_seed_rows(self._open(), relation, self.campaign, self._plan.labels, self._encoder())
-        limit = min(MAX_SEED_ROWS, self.configuration.split_threshold - 1)
-        if seeds.count > limit:
-            reason = (
-                f"seed list '{name}' has more than {limit} rows (at most {MAX_SEED_ROWS}, and fewer than "
-                "the configuration's split_threshold, since every part holds them all)"
-            )
-            raise ConfigError([_campaign_finding(self.campaign, "seed_list", reason)])
+        if findings := seeds.findings(self.campaign, self.configuration.split_threshold):
+            raise ConfigError(findings)
         return seeds
 
     def write(self) -> None:
@@ -328,7 +289,8 @@ class CampaignRun:
         shutil.rmtree(self.staging_dir, ignore_errors=True)
         self.staging_dir.mkdir(parents=True)
         encoder = self._encoder()
-        self._check_header_encodable(encoder)
+        if findings := header_findings(self.campaign, self._plan.labels, configuration.encoding):
+            raise ConfigError(findings)
         validator = ExtractValidator(self.campaign, self._plan.labels, configuration.encoding)
         if self.seeds is not None:
             validator.validate(self.seeds.batch)
@@ -540,20 +502,6 @@ class CampaignRun:
     def _encoder(self) -> LineEncoder:
         configuration = self.configuration
         return LineEncoder(configuration.field_separator, configuration.newline, configuration.encoding)
-
-    def _check_header_encodable(self, encoder: LineEncoder) -> None:
-        """Notes and labels must fit the encoding too; they are not part of the validated rows."""
-        spec = self.campaign.spec
-        texts = {
-            "header_note": spec.header_note,
-            "footer_note": spec.footer_note,
-            "": "".join(self._plan.labels),
-        }
-        for key, text in texts.items():
-            if text is not None and not encodes(text, self.configuration.encoding):
-                what = key or "a column label"
-                reason = f"{what} cannot be written in {self.configuration.encoding}"
-                raise ConfigError([_campaign_finding(self.campaign, key, reason)])
 
     def _routing(self) -> Routing | None:
         return self.project.config.routing.get(self.routing_name)

@@ -7,8 +7,11 @@ looked up in what that build produced; a normal run reads the relations dbt's ma
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from directmail.campaign import Campaign
 from directmail.config import Configuration
+from directmail.errors import ConfigError, Finding
 from directmail.extract import AddressRule, ConsentRule, FrequencyRule, Rules, SuppressionRule
 from directmail.project import NodeRef, Project
 
@@ -24,6 +27,27 @@ class Relations:
 
     def of_node(self, ref: NodeRef) -> str:
         return self.of(ref.unique_id, ref.relation)
+
+
+TEST_PROFILES_VAR = "directmail_test_profiles"
+
+
+def test_profile_relations(project: Project, campaign: Campaign, run_vars: dict[str, Any]) -> Relations:
+    """Where a test-profile build puts each node; refused if it would overwrite the real tables."""
+    manifest = project.dbt.parse(run_vars)
+    relations = {
+        uid: node.relation_name
+        for uid, node in manifest.nodes.items()
+        if getattr(node, "relation_name", None)
+    }
+    if relations.get(campaign.unique_id, campaign.relation) == campaign.relation:
+        reason = (
+            f"with the var {TEST_PROFILES_VAR}: true the project would build test profiles over the "
+            "campaign's own table; give them their own schema (see the sample's "
+            "macros/generate_schema_name.sql)"
+        )
+        raise ConfigError([Finding("dbt_project.yml", "macros.generate_schema_name", reason)])
+    return Relations(relations)
 
 
 def resolve_rules(

@@ -15,6 +15,7 @@ import polars as pl
 import pyarrow as pa_arrow
 
 from directmail.campaign import Campaign
+from directmail.errors import Finding
 from directmail.extract import IDENTITY, ROW
 
 MAX_REPORTED_FAILURES = 20
@@ -43,6 +44,20 @@ def encodes(text: str, encoding: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def header_findings(campaign: Campaign, labels: list[str], encoding: str) -> list[Finding]:
+    """Notes and labels must fit the encoding too; they are not part of the validated rows."""
+    spec = campaign.spec
+    texts = {"header_note": spec.header_note, "footer_note": spec.footer_note, "": "".join(labels)}
+    findings = []
+    for key, text in texts.items():
+        if text is not None and not encodes(text, encoding):
+            reason = f"{key or 'a column label'} cannot be written in {encoding}"
+            findings.append(
+                Finding(campaign.yaml_file, campaign.key(key) if key else f"models.{campaign.name}", reason)
+            )
+    return findings
 
 
 def _escape(cp: int) -> str:

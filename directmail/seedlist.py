@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from directmail.campaign import Campaign
+from directmail.errors import Finding
 from directmail.extract import IDENTITY, LINE, ROW, file_lines
 from directmail.textformat import LineEncoder
 from directmail.warehouse import Warehouse
@@ -35,6 +36,17 @@ class SeedRows:
 
     def lines(self) -> pa.Array:
         return file_lines(self.batch)
+
+    def findings(self, campaign: Campaign, split_threshold: int) -> list[Finding]:
+        """Every part holds all seed rows, so they must leave room for at least one profile."""
+        limit = min(MAX_SEED_ROWS, split_threshold - 1)
+        if self.count <= limit:
+            return []
+        reason = (
+            f"seed list '{campaign.spec.seed_list}' has more than {limit} rows (at most {MAX_SEED_ROWS}, "
+            "and fewer than the configuration's split_threshold, since every part holds them all)"
+        )
+        return [Finding(campaign.yaml_file, campaign.key("seed_list"), reason)]
 
 
 def _role_columns(campaign: Campaign) -> dict[str, str]:

@@ -1,0 +1,57 @@
+"""Settling a run id that an earlier attempt left `delivering` (or `failed` once its delivery started).
+
+The attempt recorded its planned files and staged its history rows before the first byte left; whether
+its drop completed is known only at the destination. The manifest naming the run id (or, without
+manifests, every planned file at its planned size) means it did: its pending rows are committed and
+nothing is sent again. Otherwise its rows are discarded and the run delivers again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from directmail.delivery import Destination
+from directmail.delivery.drop import landed, relative_name
+from directmail.history import DELIVERED, History, RunRecord
+from directmail.layout import FileLayout
+
+
+def settle(
+    history: History,
+    previous: RunRecord,
+    open_destination: Callable[[], Destination],
+    layout: FileLayout,
+    with_manifest: bool,
+    attempt: int,
+) -> RunRecord | None:
+    """The earlier attempt recorded delivered if its drop landed (returned), else its rows discarded."""
+    destination = open_destination()
+    try:
+        complete = landed(destination, layout, previous.run_id, previous.files, with_manifest)
+    finally:
+        destination.close()
+    if not complete:
+        history.discard_pending(previous.run_id)
+        return None
+    settled = replace(
+        previous,
+        status=DELIVERED,
+        finished_at=datetime.now(UTC).replace(tzinfo=None),
+        message=f"settled by attempt {attempt}: the drop had landed before the attempt that sent it "
+        "could record it",
+    )
+    history.commit_delivered(settled)
+    return settled
+
+
+def earlier_drop_files(
+    history: History, previous: RunRecord | None, campaign: str, layout: FileLayout
+) -> list[str]:
+    """Files an earlier drop under these names may have left: this run id's earlier attempt, and the
+    campaign's latest run that started delivering (the manifest at the destination is read too)."""
+    records = [previous] if previous is not None else []
+    latest = history.latest_delivery(campaign)
+    records += [latest] if latest is not None else []
+    return sorted({relative_name(layout, f["name"]) for r in records for f in r.files})
