@@ -49,9 +49,10 @@ bench: setup test-servers  ## Extract vs the COPY floor and pandas (BENCH_SIZES=
 warehouse/directmail.duckdb:
 	$(MAKE) sample
 
-lint: setup warehouse/directmail.duckdb  ## ruff (Python) and sqlfluff with the dbt templater (SQL)
+lint: setup warehouse/directmail.duckdb  ## ruff and mypy (Python), sqlfluff with the dbt templater (SQL)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) mypy
 	$(RUN) sqlfluff lint models data-tests
 
 format: setup

@@ -131,7 +131,7 @@ class DbtProject:
 
         set_invocation_context(os.environ)
         set_flags(Flags(cli.make_context(cli.name, ["debug"])))
-        profile_name = load_raw_project(str(self.project_dir)).get("profile")
+        profile_name: str = load_raw_project(str(self.project_dir)).get("profile") or ""
         raw_profiles = read_profile(str(self.profiles_dir))
         with contextlib.chdir(self.project_dir):
             profile = Profile.from_raw_profiles(
