@@ -1,8 +1,9 @@
 # directmail — the two commands that matter: `make demo` and `make test`.
 SHELL := /bin/bash
-# uv from PATH, else the one `make setup` installs with pip (run as a module: pip puts its script in
-# different places for root, users and pyenv, and a PATH looked up before the install would miss it).
-UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+# uv from PATH if it runs (a pyenv shim can name a uv that another Python version holds), else the one
+# `make setup` installs with pip (run as a module: pip puts its script in different places for root, users
+# and pyenv, and a PATH looked up before the install would miss it).
+UV := $(shell uv --version >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 RUN := $(UV) run --frozen
 PROFILES ?= 2000
 BENCH_SIZES ?= 100000
@@ -15,7 +16,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 .PHONY: setup test-servers sample demo test bench lint format docs clean ui serve
 
 setup:  ## Python environment from uv.lock (bytecode compiled: PYTHONDONTWRITEBYTECODE=1 is common)
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen --compile-bytecode
 
 test-servers:  ## What the delivery tests start: sshd + gpg (Debian packages, needs root) and Azurite (npm)
