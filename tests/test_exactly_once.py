@@ -185,22 +185,10 @@ def test_a_settled_run_delivered_again_with_force_replaces_its_sends(kit):
 # -- SFTP ------------------------------------------------------------------------------------------------
 
 
-def sftp_routing(server, known_hosts: Path) -> dict:
-    return {
-        "type": "sftp",
-        "host": "127.0.0.1",
-        "port": server.port,
-        "username": server.user,
-        "password": "${SFTP_PASSWORD}",
-        "known_hosts": str(known_hosts),
-        "directory": str(server.root / "inbound"),
-        "retries": 0,
-    }
-
-
 @pytest.fixture
 def sftp(sshd, tmp_path, monkeypatch):
     from tests.servers import SFTP_PASSWORD
+    from tests.test_delivery_sftp import sftp_routing
 
     monkeypatch.setenv("SFTP_PASSWORD", SFTP_PASSWORD)
     return sftp_routing(sshd, sshd.write_known_hosts(tmp_path / "known_hosts"))

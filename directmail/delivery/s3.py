@@ -8,7 +8,9 @@ Connection failures and throttling are retried by botocore's standard retry mode
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -22,6 +24,7 @@ from directmail.errors import DeliveryError
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 MULTIPART_CHUNK = 16 * 1024 * 1024
 MISSING_BUCKET = {"NoSuchBucket", "404", "NotFound"}
+T = TypeVar("T")
 NOT_FOUND = {"NoSuchKey", "404", "NotFound"}  # an object (the bucket itself is checked before any put)
 REFUSED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}
 
@@ -122,28 +125,30 @@ class S3Destination:
             raise self._fail(f"removing {relative_name}", exc) from None
 
     def read(self, relative_name: str) -> bytes | None:
-        self._check_bucket()
-        try:
-            response = self.client.get_object(Bucket=self.routing.bucket, Key=self.key(relative_name))
-            return response["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in NOT_FOUND:
-                return None
-            raise self._fail(f"reading {relative_name}", exc) from None
-        except BotoCoreError as exc:
-            raise self._fail(f"reading {relative_name}", exc) from None
+        return self._if_present(
+            f"reading {relative_name}",
+            lambda key: self.client.get_object(Bucket=self.routing.bucket, Key=key)["Body"].read(),
+            relative_name,
+        )
 
     def size(self, relative_name: str) -> int | None:
+        return self._if_present(
+            f"checking {relative_name}",
+            lambda key: int(self.client.head_object(Bucket=self.routing.bucket, Key=key)["ContentLength"]),
+            relative_name,
+        )
+
+    def _if_present(self, what: str, action: Callable[[str], T], relative_name: str) -> T | None:
+        """The action's result on the object, or None when there is no object under that name."""
         self._check_bucket()
         try:
-            head = self.client.head_object(Bucket=self.routing.bucket, Key=self.key(relative_name))
-            return int(head["ContentLength"])
+            return action(self.key(relative_name))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in NOT_FOUND:
                 return None
-            raise self._fail(f"checking {relative_name}", exc) from None
+            raise self._fail(what, exc) from None
         except BotoCoreError as exc:
-            raise self._fail(f"checking {relative_name}", exc) from None
+            raise self._fail(what, exc) from None
 
     def close(self) -> None:
         self.client.close()
