@@ -278,8 +278,9 @@ def plan_extract(
     if spec.household:
         if rules.addresses is not None:
             household = "address_rows.address_household"
-        else:
-            household = d.text_key([f"campaign.{q(c)}" for c in spec.address_columns.all_columns()])
+        else:  # a household campaign has address_columns (the spec requires them)
+            columns = spec.address_columns.all_columns() if spec.address_columns else []
+            household = d.text_key([f"campaign.{q(c)}" for c in columns])
         household_values = [f"campaign.{q(k.column)} as _dm_h{i}" for i, k in enumerate(spec.household_keys)]
         household_values.append(f"{household} as _dm_household")
         household_order = ", ".join([*_order(spec.household_keys, "_dm_h"), f"{IDENTITY} asc"])

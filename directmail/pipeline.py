@@ -108,10 +108,11 @@ class CampaignRun:
         self.options = options
         self.progress = progress or (lambda message: None)
         self.run_id = make_run_id(self.campaign.name, options.run_time)
-        self.configuration: Configuration = project.config.configurations.get(
-            self.campaign.spec.configuration
-        )
-        self.routing_name = self.configuration.routing if self.configuration else ""
+        configuration = project.config.configurations.get(self.campaign.spec.configuration)
+        if configuration is None:  # refused with the same findings as validate gives
+            raise ConfigError(check_against_config(self.campaign, project.config))
+        self.configuration: Configuration = configuration
+        self.routing_name = self.configuration.routing
         self.record = RunRecord(
             run_id=self.run_id,
             campaign=self.campaign.name,
@@ -124,7 +125,7 @@ class CampaignRun:
             self.campaign.spec.file_name,
             options.run_time,
             append_timestamp=self.campaign.spec.append_timestamp,
-            compressed=bool(self.configuration) and self.configuration.compression == "gzip",
+            compressed=self.configuration.compression == "gzip",
             encrypted=getattr(self._routing(), "encryption_key", None) is not None,
         )
         self._compiled_sql: str | None = None
@@ -152,7 +153,7 @@ class CampaignRun:
             )
         if findings := check_against_config(self.campaign, self.project.config):
             raise ConfigError(findings)
-        routing = self._routing()
+        routing = self.routing
         if findings := routing_findings(self.routing_name, routing, self.project.directory):
             raise ConfigError(findings)
         self.record.destination = f"{self.routing_name} ({routing.type})"
@@ -236,8 +237,8 @@ class CampaignRun:
         self.progress("excluding, de-duplicating and ordering in the warehouse")
         History(warehouse).ensure_tables()
         warehouse.execute(sql)
-        counts, self.record.exclusion_details = reason_summary(warehouse, self._plan)
-        self._plan.exported = counts[EXPORTED]
+        counts, self.record.exclusion_details = reason_summary(warehouse, self.plan)
+        self.plan.exported = counts[EXPORTED]
         self.record.targeted = sum(counts.values())
         self._check_join_fanout(campaign.relation, rules)
         self.record.excluded = {reason: n for reason, n in counts.items() if reason != EXPORTED}
@@ -276,7 +277,7 @@ class CampaignRun:
         if name is None:
             return None
         relation = self._relations.of_node(self.project.seeds[name])
-        seeds = read_seed_rows(self._open(), relation, self.campaign, self._plan.labels, self._encoder())
+        seeds = read_seed_rows(self._open(), relation, self.campaign, self.plan.labels, self._encoder())
         if findings := seeds.findings(self.campaign, self.configuration.split_threshold):
             raise ConfigError(findings)
         return seeds
@@ -289,9 +290,9 @@ class CampaignRun:
         shutil.rmtree(self.staging_dir, ignore_errors=True)
         self.staging_dir.mkdir(parents=True)
         encoder = self._encoder()
-        if findings := header_findings(self.campaign, self._plan.labels, configuration.encoding):
+        if findings := header_findings(self.campaign, self.plan.labels, configuration.encoding):
             raise ConfigError(findings)
-        validator = ExtractValidator(self.campaign, self._plan.labels, configuration.encoding)
+        validator = ExtractValidator(self.campaign, self.plan.labels, configuration.encoding)
         if self.seeds is not None:
             validator.validate(self.seeds.batch)
         writer = PartsWriter(
@@ -299,7 +300,7 @@ class CampaignRun:
             replace(self.layout, encrypted=False),
             encoder,
             FileTexts(
-                self._plan.labels,
+                self.plan.labels,
                 spec.header_note,
                 spec.footer_note,
                 self.seeds.lines() if self.seeds else None,
@@ -308,7 +309,7 @@ class CampaignRun:
             configuration.split_threshold,
         )
         self.progress(f"writing {self.record.exported:,} rows")
-        for batch in stream_rows(self._open(), self._plan, encoder, self.options.batch_size):
+        for batch in stream_rows(self._open(), self.plan, encoder, self.options.batch_size):
             validator.validate(batch)
             if validator.failure_count == 0:
                 writer.write(file_lines(batch))
@@ -350,8 +351,9 @@ class CampaignRun:
         self.record.delivery_started_at = _now()
         names = [f.name for f in self.staged]
         at = self.record.delivery_started_at
-        sends = self._plan.sends_sql(self._open(), self.run_id, at, names, self._rows_per_part)
-        history.mark_delivering(self.record, sends, self._plan.exclusions_sql(self._open(), self.run_id, at))
+        rows_per_part = self._rows_per_part or self.configuration.split_threshold
+        sends = self.plan.sends_sql(self._open(), self.run_id, at, names, rows_per_part)
+        history.mark_delivering(self.record, sends, self.plan.exclusions_sql(self._open(), self.run_id, at))
         destination = self._destination()
         try:
             replace_earlier_drop(destination, self.layout, names, self._earlier_files, self.progress)
@@ -387,7 +389,7 @@ class CampaignRun:
         history = History(self._open())
         if self.empty:
             self.record.status = EMPTY
-            exclusions = self._plan.exclusions_sql(self._open(), self.run_id, self.record.finished_at)
+            exclusions = self.plan.exclusions_sql(self._open(), self.run_id, self.record.finished_at)
             history.record_empty(self.record, exclusions)
             return
         self.record.status = DELIVERED
@@ -433,16 +435,14 @@ class CampaignRun:
                 notes = (self.campaign.spec.header_note, self.campaign.spec.footer_note)
                 lines = preview_lines(
                     self._open(),
-                    self._plan,
+                    self.plan,
                     self._encoder(),
                     notes,
                     self.seeds,
                     limit,
                     self.options.batch_size,
                 )
-                left_out = (
-                    excluded_rows(self._open(), self._plan, limit) if self.options.test_profiles else []
-                )
+                left_out = excluded_rows(self._open(), self.plan, limit) if self.options.test_profiles else []
             finally:
                 self.close()
         return lines, left_out
@@ -493,7 +493,8 @@ class CampaignRun:
 
     def _encrypt(self, staged: list[StagedFile]) -> list[StagedFile]:
         try:
-            key = load_public_key(resolve_directory(self.project.directory, self._routing().encryption_key))
+            key_file = getattr(self.routing, "encryption_key", None) or ""
+            key = load_public_key(resolve_directory(self.project.directory, key_file))
             return encrypt_staged(staged, key, self.staging_dir, self.layout.compressed, self.progress)
         except KeyProblem as exc:
             key_name = f"routing.{self.routing_name}.encryption_key"
@@ -506,8 +507,22 @@ class CampaignRun:
     def _routing(self) -> Routing | None:
         return self.project.config.routing.get(self.routing_name)
 
+    @property
+    def routing(self) -> Routing:
+        """The configuration's routing (check() refuses a run without one)."""
+        routing = self._routing()
+        if routing is None:
+            raise ConfigError([_campaign_finding(self.campaign, "configuration", "no routing")])
+        return routing
+
+    @property
+    def plan(self) -> ExtractPlan:
+        if self._plan is None:
+            raise RuntimeError("the extract step has not run")
+        return self._plan
+
     def _destination(self) -> Destination:
-        return open_destination(self.routing_name, self._routing(), self.project.directory)
+        return open_destination(self.routing_name, self.routing, self.project.directory)
 
     def _open(self) -> Warehouse:
         if self._warehouse is None:
