@@ -109,12 +109,20 @@ class ExtractPlan:
             f"where {d.insertion_position()} < {rows}"
         )
 
-    def exclusions_sql(self, warehouse: Warehouse, run_id: str, at: datetime) -> str:
+    def exclusions_sql(self, warehouse: Warehouse, run_id: str, attempt: int, at: datetime) -> str:
         """The run's `exclusions` rows: every targeted profile not exported, with reason and detail."""
-        return self._history_rows_sql(warehouse, run_id, at, [REASON, DETAIL], f"{REASON} <> '{EXPORTED}'")
+        return self._history_rows_sql(
+            warehouse, run_id, attempt, at, [REASON, DETAIL], f"{REASON} <> '{EXPORTED}'"
+        )
 
     def sends_sql(
-        self, warehouse: Warehouse, run_id: str, at: datetime, file_names: list[str], rows_per_part: int
+        self,
+        warehouse: Warehouse,
+        run_id: str,
+        attempt: int,
+        at: datetime,
+        file_names: list[str],
+        rows_per_part: int,
     ) -> str:
         """The run's `sends` rows: exported profiles with the file each is in, and the holdout."""
         d = warehouse.dialect
@@ -124,20 +132,21 @@ class ExtractPlan:
         return self._history_rows_sql(
             warehouse,
             run_id,
+            attempt,
             at,
             [file_name, f"{REASON} = 'holdout'"],
             f"{REASON} in ('{EXPORTED}', 'holdout')",
         )
 
     def _history_rows_sql(
-        self, warehouse: Warehouse, run_id: str, at: datetime, columns: list[str], where: str
+        self, warehouse: Warehouse, run_id: str, attempt: int, at: datetime, columns: list[str], where: str
     ) -> str:
-        """Staging rows as history rows: run id, campaign, identity, `columns`, a timestamp."""
+        """Staging rows as history rows: run id, campaign, identity, `columns`, a timestamp, the attempt."""
         d = warehouse.dialect
         moment = d.literal(at.isoformat(sep=" "))
         return (
             f"select {d.literal(run_id)}, {d.literal(self.campaign.name)}, {IDENTITY}, "
-            f"{', '.join(columns)}, cast({moment} as timestamp) "
+            f"{', '.join(columns)}, cast({moment} as timestamp), {int(attempt)} "
             f"from {self.staging_table} where {where}"
         )
 

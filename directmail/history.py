@@ -5,10 +5,12 @@
 on the next run.
 
 Exactly once: before the first byte leaves, one transaction records the run `delivering` (with the files
-it will put) and stages its sends and exclusions in `pending_sends` / `pending_exclusions`. After the
-manifest lands, one transaction moves them into `sends` / `exclusions` and records `delivered`. A crash
-in between leaves the run `delivering` with its rows pending, so the next run of that id can settle it
-from what the destination holds, without the extract that produced them.
+it will put) and writes its rows into `send_rows` / `exclusion_rows`, tagged with the attempt. `sends` and
+`exclusions` are views of the rows of each run's committed attempt, so those rows appear only when, after
+the manifest landed, one statement records the run `delivered` with that attempt committed. A crash in
+between leaves the run `delivering` with its rows written but not visible: the next run of that id
+settles it from what the destination holds, without the extract that produced them. The rows are written
+once (no copy from a staging table at commit), so the commit costs one row whatever the audience.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ SCHEMA = "direct_mail"
 RUNS = f"{SCHEMA}.runs"
 SENDS = f"{SCHEMA}.sends"
 EXCLUSIONS = f"{SCHEMA}.exclusions"
-PENDING_SENDS = f"{SCHEMA}.pending_sends"
-PENDING_EXCLUSIONS = f"{SCHEMA}.pending_exclusions"
+SEND_ROWS = f"{SCHEMA}.send_rows"
+EXCLUSION_ROWS = f"{SCHEMA}.exclusion_rows"
 DELIVERING = "delivering"
 DELIVERED = "delivered"
 FAILED = "failed"
@@ -60,25 +62,25 @@ DDL = [
     f"alter table {RUNS} add column if not exists exclusion_details varchar",
     f"alter table {RUNS} add column if not exists seed_rows bigint",
     f"alter table {RUNS} add column if not exists delivery_started_at timestamp",
-    f"""create table if not exists {SENDS} (
+    f"alter table {RUNS} add column if not exists committed_attempt integer",
+    f"""create table if not exists {SEND_ROWS} (
         run_id varchar not null,
         campaign varchar not null,
         profile_id varchar not null,
         file_name varchar,
         is_holdout boolean not null,
-        sent_at timestamp not null
+        sent_at timestamp not null,
+        attempt integer not null
     )""",
-    f"""create table if not exists {EXCLUSIONS} (
+    f"""create table if not exists {EXCLUSION_ROWS} (
         run_id varchar not null,
         campaign varchar not null,
         profile_id varchar not null,
         reason varchar not null,
         detail varchar,
-        recorded_at timestamp not null
+        recorded_at timestamp not null,
+        attempt integer not null
     )""",
-    # A delivering run's rows, until its manifest lands (same columns as sends and exclusions).
-    f"create table if not exists {PENDING_SENDS} as select * from {SENDS} limit 0",
-    f"create table if not exists {PENDING_EXCLUSIONS} as select * from {EXCLUSIONS} limit 0",
 ]
 
 
@@ -104,6 +106,7 @@ class RunRecord:
     exclusion_details: dict[str, dict[str, int]] = field(default_factory=dict)
     seed_rows: int = 0
     delivery_started_at: datetime | None = None  # set when the run is recorded delivering
+    committed_attempt: int | None = None  # the attempt whose rows `sends` and `exclusions` show
 
     @property
     def may_have_landed(self) -> bool:
@@ -125,6 +128,19 @@ class RunRecord:
         return cls(**values)
 
 
+# Contract 5's tables, as views of the committed attempt's rows.
+VIEWS = {
+    SENDS: (SEND_ROWS, "run_id, campaign, profile_id, file_name, is_holdout, sent_at"),
+    EXCLUSIONS: (EXCLUSION_ROWS, "run_id, campaign, profile_id, reason, detail, recorded_at"),
+}
+VIEW_DDL = [
+    f"create view if not exists {view} as select {', '.join('r.' + c for c in columns.split(', '))} "
+    f"from {rows} as r join {RUNS} as runs "
+    "on runs.run_id = r.run_id and runs.committed_attempt = r.attempt"
+    for view, (rows, columns) in VIEWS.items()
+]
+DDL += VIEW_DDL
+
 _JSON_COLUMNS: dict[str, Any] = {"excluded": {}, "files": [], "step_seconds": {}, "exclusion_details": {}}
 
 
@@ -133,8 +149,42 @@ class History:
         self.warehouse = warehouse
 
     def ensure_tables(self) -> None:
-        for statement in DDL:
+        for statement in DDL[: -len(VIEW_DDL)]:
             self.warehouse.execute(statement)
+        self._migrate_tables()
+        for statement in VIEW_DDL:
+            self.warehouse.execute(statement)
+
+    def _migrate_tables(self) -> None:
+        """Warehouses from before the views held `sends` and `exclusions` as tables of delivered runs."""
+        tables = self.warehouse.query(
+            "select table_name from information_schema.tables where table_schema = ? "
+            "and table_type = 'BASE TABLE' and table_name in ('sends', 'exclusions')",
+            [SCHEMA],
+        )["table_name"].to_pylist()
+        if not tables:
+            return
+        with self.warehouse.transaction():
+            for name in tables:
+                old = f"{SCHEMA}.{name}"
+                # Rows whose run row was never written (a crash between the old statements): they were
+                # delivered, so they keep counting, under a run row that says where it came from.
+                moment = "sent_at" if name == "sends" else "recorded_at"
+                self.warehouse.execute(
+                    f"insert into {RUNS} (run_id, campaign, run_time, status, attempt, message) "
+                    f"select run_id, min(campaign), min({moment}), '{DELIVERED}', 1, "
+                    f"'recorded from its {name} rows: the run row was missing' from {old} "
+                    f"where run_id not in (select run_id from {RUNS}) group by run_id"
+                )
+                self.warehouse.execute(
+                    f"insert into {VIEWS[old][0]} select old.*, coalesce(runs.attempt, 1) "
+                    f"from {old} as old join {RUNS} as runs on runs.run_id = old.run_id"
+                )
+                self.warehouse.execute(f"drop table {old}")
+            self.warehouse.execute(
+                f"update {RUNS} set committed_attempt = coalesce(attempt, 1) "
+                f"where status = '{DELIVERED}' and committed_attempt is null"
+            )
 
     def find(self, run_id: str) -> RunRecord | None:
         table = self.warehouse.query(f"select * from {RUNS} where run_id = ?", [run_id])
@@ -150,38 +200,39 @@ class History:
         self.warehouse.append(RUNS, pa.Table.from_pylist([record.as_row()]))
 
     def mark_delivering(self, record: RunRecord, sends_sql: str, exclusions_sql: str) -> None:
-        """Before the first byte leaves: the run `delivering` with its planned files, its rows pending."""
+        """Before the first byte leaves: the run `delivering` with its planned files, and this attempt's
+        rows written (not yet visible in `sends` and `exclusions`)."""
         with self.warehouse.transaction():
-            self._replace(PENDING_SENDS, record.run_id, sends_sql)
-            self._replace(PENDING_EXCLUSIONS, record.run_id, exclusions_sql)
+            self._discard(record.run_id, record.committed_attempt)
+            self.warehouse.execute(f"insert into {SEND_ROWS} {sends_sql}")
+            self.warehouse.execute(f"insert into {EXCLUSION_ROWS} {exclusions_sql}")
             self._save_run(record)
 
     def commit_delivered(self, record: RunRecord) -> None:
-        """After the manifest landed: pending rows become sends and exclusions, the run `delivered`."""
-        run_id = [record.run_id]
+        """After the manifest landed: the run `delivered`, its attempt's rows the visible ones."""
+        record.committed_attempt = record.attempt
         with self.warehouse.transaction():
-            for pending, final in ((PENDING_SENDS, SENDS), (PENDING_EXCLUSIONS, EXCLUSIONS)):
-                self._replace(final, record.run_id, f"select * from {pending} where run_id = ?", run_id)
-                self.warehouse.execute(f"delete from {pending} where run_id = ?", run_id)
             self._save_run(record)
+            self._discard(record.run_id, record.attempt)
 
     def record_empty(self, record: RunRecord, exclusions_sql: str) -> None:
-        """A run with nothing to deliver: its row and why each targeted profile was not sent."""
+        """A run with nothing to deliver: its row, and why each targeted profile was not sent."""
+        record.committed_attempt = record.attempt
         with self.warehouse.transaction():
-            self._replace(EXCLUSIONS, record.run_id, exclusions_sql)
-            self.warehouse.execute(f"delete from {SENDS} where run_id = ?", [record.run_id])
+            self._discard(record.run_id, None)
+            self.warehouse.execute(f"insert into {EXCLUSION_ROWS} {exclusions_sql}")
             self._save_run(record)
 
-    def discard_pending(self, run_id: str) -> None:
-        """A delivering attempt whose drop never landed: it is delivered again, with fresh rows."""
+    def discard_pending(self, record: RunRecord) -> None:
+        """An attempt whose drop never landed: its rows go (the run delivers again, with fresh ones)."""
         with self.warehouse.transaction():
-            for pending in (PENDING_SENDS, PENDING_EXCLUSIONS):
-                self.warehouse.execute(f"delete from {pending} where run_id = ?", [run_id])
+            self._discard(record.run_id, record.committed_attempt)
 
-    def _replace(self, table: str, run_id: str, select_sql: str, params: list[Any] | None = None) -> None:
-        """Replace the run's rows in `table` with those of `select_sql` (in the table's column order)."""
-        self.warehouse.execute(f"delete from {table} where run_id = ?", [run_id])
-        self.warehouse.execute(f"insert into {table} {select_sql}", params)
+    def _discard(self, run_id: str, keep_attempt: int | None) -> None:
+        """Remove the run's rows of every attempt but the committed one."""
+        keep = "" if keep_attempt is None else f" and attempt <> {int(keep_attempt)}"
+        for table in (SEND_ROWS, EXCLUSION_ROWS):
+            self.warehouse.execute(f"delete from {table} where run_id = ?{keep}", [run_id])
 
     def runs(
         self, campaign: str | None = None, run_id: str | None = None, limit: int = 20

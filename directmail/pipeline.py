@@ -163,6 +163,7 @@ class CampaignRun:
             if previous is None:
                 return
             self.record.attempt = previous.attempt + 1
+            self.record.committed_attempt = previous.committed_attempt
             if previous.may_have_landed and not self.options.dry_run:
                 self._settle(history, previous)
             elif previous.status == DELIVERED and not self.options.force and not self.options.dry_run:
@@ -187,6 +188,7 @@ class CampaignRun:
             self.progress(f"the earlier attempt of {self.run_id} did not complete its drop: delivering again")
             return
         self.progress(settled.message)
+        self.record.committed_attempt = settled.committed_attempt
         if not self.options.force:
             self.record = settled
             raise Settled(
@@ -352,8 +354,10 @@ class CampaignRun:
         names = [f.name for f in self.staged]
         at = self.record.delivery_started_at
         rows_per_part = self._rows_per_part or self.configuration.split_threshold
-        sends = self.plan.sends_sql(self._open(), self.run_id, at, names, rows_per_part)
-        history.mark_delivering(self.record, sends, self.plan.exclusions_sql(self._open(), self.run_id, at))
+        attempt = self.record.attempt
+        sends = self.plan.sends_sql(self._open(), self.run_id, attempt, at, names, rows_per_part)
+        exclusions = self.plan.exclusions_sql(self._open(), self.run_id, attempt, at)
+        history.mark_delivering(self.record, sends, exclusions)
         destination = self._destination()
         try:
             replace_earlier_drop(destination, self.layout, names, self._earlier_files, self.progress)
@@ -380,7 +384,7 @@ class CampaignRun:
             destination.put(manifest, self.layout.manifest_name)
 
     def record_run(self) -> None:
-        """One transaction: the pending rows become sends and exclusions, the run `delivered`."""
+        """One statement: the run `delivered`, this attempt's rows the ones `sends` and `exclusions` show."""
         if self.options.dry_run:
             if self.empty:
                 self.record.status = EMPTY
@@ -389,7 +393,9 @@ class CampaignRun:
         history = History(self._open())
         if self.empty:
             self.record.status = EMPTY
-            exclusions = self.plan.exclusions_sql(self._open(), self.run_id, self.record.finished_at)
+            exclusions = self.plan.exclusions_sql(
+                self._open(), self.run_id, self.record.attempt, self.record.finished_at
+            )
             history.record_empty(self.record, exclusions)
             return
         self.record.status = DELIVERED

@@ -2,8 +2,8 @@
 
 The attempt recorded its planned files and staged its history rows before the first byte left; whether
 its drop completed is known only at the destination. The manifest naming the run id (or, without
-manifests, every planned file at its planned size) means it did: its pending rows are committed and
-nothing is sent again. Otherwise its rows are discarded and the run delivers again.
+manifests, every planned file at its planned size) means it did: its rows are committed and nothing
+is sent again. Otherwise its rows are discarded and the run delivers again.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def settle(
     finally:
         destination.close()
     if not complete:
-        history.discard_pending(previous.run_id)
+        history.discard_pending(previous)
         return None
     settled = replace(
         previous,

@@ -125,7 +125,16 @@ insert into direct_mail.sends values
     ('other@1', 'other', 'P3', null, true, timestamp '2026-11-01 06:00:00'),
     ('other@2', 'other', 'P3', 'a.csv', false, timestamp '2026-11-10 06:00:00'),
     ('campaign@2026-11-23T06:00:00Z', 'campaign', 'P4', 'out.csv', false, timestamp '2026-11-23 06:01:00'),
-    ('other@2', 'other', 'P4', 'a.csv', false, timestamp '2026-11-10 06:00:00')
+    ('other@2', 'other', 'P4', 'a.csv', false, timestamp '2026-11-10 06:00:00');
+-- the runs those sends belong to, as a warehouse from before `sends` became a view recorded them
+create table direct_mail.runs (
+    run_id varchar not null, campaign varchar not null, run_time timestamp not null, status varchar not null,
+    started_at timestamp, finished_at timestamp, targeted bigint, excluded varchar, holdout bigint,
+    duplicates_removed bigint, exported bigint, files varchar, configuration varchar, destination varchar,
+    attempt integer, message varchar, step_seconds varchar
+);
+insert into direct_mail.runs (run_id, campaign, run_time, status, attempt)
+select distinct run_id, campaign, sent_at, 'delivered', 1 from direct_mail.sends where run_id <> 'other@0'
 """
 
 
@@ -136,6 +145,11 @@ def test_frequency_cap_counts_pieces_in_the_window_from_the_run_time(kit):
     project = kit.project({"file_name": "out.csv", "frequency_cap": {"count": 2, "days": 30}})
     record = kit.run(project, force=True)
     assert exclusions(kit) == {"P1": ("frequency_cap", "2 in the last 30 days")}
+    # the tables became views of the committed rows; a send without its run row was kept, under one
+    assert kit.sql("select status, message from direct_mail.runs where run_id = 'other@0'") == [
+        ("delivered", "recorded from its sends rows: the run row was missing")
+    ]
+    assert kit.sql("select count(*) from direct_mail.sends where run_id like 'other@%'") == [(7,)]
     assert record.excluded["frequency_cap"] == 1 and record.exported == 3
 
 
