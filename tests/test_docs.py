@@ -269,6 +269,8 @@ def see_sources() -> list[Path]:
     files = [ROOT / "README.md", ROOT / "direct_mail.yml", ROOT / "Makefile", *doc_pages()]
     for folder in ("directmail", "flows", "sampledata", "bench"):
         files += sorted((ROOT / folder).rglob("*.py"))
+    for folder in ("models", "seeds", "macros", "data-tests"):  # the dbt project's YAML and SQL
+        files += sorted(p for p in (ROOT / folder).rglob("*") if p.suffix in (".yml", ".sql"))
     return [f for f in files if f.exists()]
 
 
