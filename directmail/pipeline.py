@@ -147,10 +147,9 @@ class CampaignRun:
         """Everything that can be refused before any work: status, configuration, routing, run id; and
         an earlier attempt of this run id that may have delivered is settled first."""
         spec = self.campaign.spec
-        if spec.status != "active":
-            raise ConfigError(
-                [_campaign_finding(self.campaign, "status", "the campaign is a draft; drafts never run")]
-            )
+        if spec.status != "active" and not self.options.dry_run:  # a draft can be previewed, never sent
+            reason = "the campaign is a draft; drafts never run (preview or --dry-run it)"
+            raise ConfigError([_campaign_finding(self.campaign, "status", reason)])
         if findings := check_against_config(self.campaign, self.project.config):
             raise ConfigError(findings)
         routing = self.routing

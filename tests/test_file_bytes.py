@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from directmail.errors import AlreadyDelivered, DeliveryError, ExtractInvalid
+from directmail.errors import AlreadyDelivered, ConfigError, DeliveryError, ExtractInvalid
 
 MIXED_ROWS = """
 create table campaign as select * from (values
@@ -329,3 +329,19 @@ def test_escape_formulas_prefixes_text_a_spreadsheet_would_run_and_leaves_number
     plain = kit.project({"file_name": "g.csv", "sort_by": ["profile_id"]})
     kit.run(plain, run_time="2026-11-24T06:00:00Z")
     assert kit.landing()["g.csv"].splitlines()[2] == b"+33 1 23,7,@home"
+
+
+def test_a_draft_is_previewed_and_dry_run_but_never_delivered(kit):
+    from directmail.pipeline import CampaignRun, RunOptions, parse_run_time
+
+    kit.rows(3)
+    project = kit.project({"file_name": "d.csv", "status": "draft"})
+    with pytest.raises(ConfigError, match="drafts never run"):
+        kit.run(project)
+    options = RunOptions(parse_run_time("2026-11-23T06:00:00Z"), dry_run=True, skip_build=True)
+    lines, _ = CampaignRun(project, "campaign", options).preview(limit=2)
+    assert b"".join(lines) == b"name,street,country_code\nName 0,0 Mail Street,FR\nName 1,1 Mail Street,FR\n"
+    assert kit.run(project, dry_run=True).exported == 3
+    assert not (kit.directory / "landing").exists()
+    assert kit.sql("select count(*) from information_schema.tables where table_name = 'runs'") == [(1,)]
+    assert kit.sql("select count(*) from direct_mail.runs") == [(0,)]
