@@ -246,15 +246,8 @@ def preview(
             parse_run_time(run_time), dry_run=True, skip_build=skip_build, test_profiles=test_profiles
         )
         run = CampaignRun(project, campaign, options, progress=lambda m: None)
-        try:
-            with errors.status("building and extracting"):
-                run.check()
-                run.build()
-                run.extract()
-            lines = run.preview_lines(limit)
-            excluded = run.excluded_rows(limit) if test_profiles else []
-        finally:
-            run.close()
+        with errors.status("building and extracting"):
+            lines, excluded = run.preview(limit)
     except (DirectMailError, ValueError) as exc:
         _fail(exc)
     for row in excluded:  # on stderr, so that stdout stays the file's bytes
