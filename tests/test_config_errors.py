@@ -248,8 +248,8 @@ BASE_META = {"configuration": "csv", "file_name": "out/file.csv"}
         ({"household": True, "household_order": "ltv"}, "household_order", "Input should be a valid list"),
         (
             {"schedule": {"cron": "every monday"}},
-            "schedule",
-            "cron 'every monday' is not a 5-field cron expression",
+            "schedule.cron",
+            "cron 'every monday' has 2 fields; give 5: minute hour day-of-month month day-of-week",
         ),
     ],
 )
@@ -259,6 +259,71 @@ def test_campaign_meta_errors_name_the_model_yaml_and_key(changes, key, reason):
     assert [str(f) for f in findings] == [
         f"error: models/campaigns/_c.yml: models.winter.config.meta.direct_mail.{key}: {reason}"
     ]
+
+
+@pytest.mark.parametrize(
+    ("cron", "reason"),
+    [
+        ("99 99 * * *", "cron '99 99 * * *' is not valid: Bad minute"),
+        ("0 24 * * *", "cron '0 24 * * *' is not valid: Bad hour"),
+        ("*/0 6 * * *", "cron '*/0 6 * * *' is not valid: Bad minute"),
+        ("0 6 31 2 *", "cron '0 6 31 2 *' is not valid: Bad day-of-month"),
+        ("0 6 * * 8", "cron '0 6 * * 8' is not valid: Bad day-of-week"),
+        (
+            "0 0 6 * * 1",
+            "cron '0 0 6 * * 1' has 6 fields; give 5: minute hour day-of-month month day-of-week",
+        ),
+        ("@daily", "cron '@daily' has 1 fields; give 5: minute hour day-of-month month day-of-week"),
+        (
+            "0 6 * * 5L",
+            "cron '0 6 * * 5L': day-of-week '5L': '<day>L' (last <day> of the month) is not supported",
+        ),
+        (
+            "0 6 LW * *",
+            "cron '0 6 LW * *': day-of-month 'LW': of the L and W forms only 'L' (the last day) is supported",
+        ),
+        (
+            "0 6 1 * 1#2",
+            "cron '0 6 1 * 1#2': day-of-week '1#2': '<day>#<n>' is supported only alone and with day-of-month '*'",
+        ),
+        ("0 6 30 FEB MON", "cron '0 6 30 FEB MON': day-of-month '30' never occurs in month 'FEB'"),
+        ("0 6 */10 FEB 0#5", "cron '0 6 */10 FEB 0#5' never fires"),
+    ],
+)
+def test_a_cron_the_scheduler_cannot_read_names_file_key_and_reason(cron, reason):
+    meta = {**BASE_META, "schedule": {"cron": cron, "timezone": "Europe/Paris"}}
+    spec, findings = parse_campaign_spec("winter", meta, "models/campaigns/_c.yml")
+    assert spec is None
+    assert [str(f) for f in findings] == [
+        f"error: models/campaigns/_c.yml: models.winter.config.meta.direct_mail.schedule.cron: {reason}"
+    ]
+
+
+ACCEPTED_CRONS = [
+    "0 6 * * 1",
+    "30 7 1 * *",
+    "*/15 9-17 * * MON-FRI",
+    "0 6 L * *",
+    "0 6 1,15 * *",
+    "0 8 * * 1#2",
+    "0 6 * JAN-MAR sun",
+    "0 0 29 2 *",
+    "5,35 */2 * * 0-6",
+]
+
+
+@pytest.mark.parametrize("cron", ACCEPTED_CRONS)
+def test_a_cron_validate_accepts_is_one_prefect_schedules(cron):
+    from datetime import UTC, datetime
+
+    from prefect._vendor.croniter import croniter
+    from prefect.client.schemas.schedules import CronSchedule
+
+    meta = {**BASE_META, "schedule": {"cron": cron, "timezone": "Europe/Paris"}}
+    spec, findings = parse_campaign_spec("winter", meta, "models/c.yml")
+    assert findings == [] and spec.schedule.cron == cron
+    CronSchedule(cron=cron, timezone="Europe/Paris")  # what `serve` builds: raises on a cron it refuses
+    assert croniter(cron, datetime.now(UTC)).get_next(datetime) is not None  # how it finds the next run
 
 
 def _campaign(**changes) -> Campaign:
