@@ -67,7 +67,10 @@ docs: setup warehouse/directmail.duckdb  ## dbt docs (lineage: sources → stagi
 clean:
 	rm -rf landing .directmail target logs warehouse .prefect node_modules
 
-ui:  ## Local Prefect server and UI on http://127.0.0.1:4200 (state in .prefect/)
+# `directmail run` in this project finds the URL in .directmail/ and, while the server answers its health
+# check, runs through it (without PREFECT_API_URL exported), so the run shows in the UI just opened.
+ui:  ## Local Prefect server and UI on http://127.0.0.1:4200 (state in .prefect/); runs started here show in it
+	@mkdir -p .directmail && echo "http://127.0.0.1:4200/api" > .directmail/prefect-api-url
 	$(RUN) prefect server start --host 127.0.0.1 --port 4200
 
 serve:  ## Serve the scheduled campaigns as Prefect deployments (needs `make ui` running)

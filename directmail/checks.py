@@ -13,9 +13,11 @@ from directmail.warehouse import open_warehouse, query_labels
 
 
 def check_project(project: Project, names: list[str] | None = None) -> list[Finding]:
+    """Routings and the columns of the selected campaigns that loaded without errors (the others' own
+    findings are in `project.campaign_findings`)."""
     findings: list[Finding] = []
     for name in names or []:
-        if name not in project.campaigns:
+        if not project.knows(name):
             findings.append(Finding("models", name, f"no campaign named '{name}'"))
     selected = [c for n, c in project.campaigns.items() if names is None or n in names]
     findings += _routing_findings(project)

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import fcntl
+import http.client
 import os
 import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 
 from directmail.errors import AlreadyDelivered, ConfigError, DirectMailError, Finding
+
+if TYPE_CHECKING:  # imported where used: `--help` stays fast
+    from directmail.builder import DbtProject, TargetInfo
+    from directmail.campaign import Schedule
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 console = Console()
@@ -25,6 +34,11 @@ class Context:
     target: str | None
 
 
+# `make ui` writes the API URL of the Prefect server it starts here (.directmail/ is git-ignored).
+PREFECT_URL_FILE = Path(".directmail") / "prefect-api-url"
+_PREFECT_COMMANDS = {"run", "serve", "deploy"}
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
@@ -32,6 +46,42 @@ def main_options(
     target: Annotated[str | None, typer.Option(help="dbt target (default: the profile's).")] = None,
 ) -> None:
     ctx.obj = Context(project_dir, target)
+    if ctx.invoked_subcommand in _PREFECT_COMMANDS:
+        url = use_local_prefect_server(project_dir)
+        if url:
+            errors.print(
+                f"runs show in the Prefect UI at {url.removesuffix('/api')} (server from `make ui`, "
+                f"PREFECT_API_URL={url})",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def use_local_prefect_server(project_dir: Path) -> str | None:
+    """Export PREFECT_API_URL when `make ui`'s server for this project is up; return it, or None.
+
+    Without it, a run started next to an open UI would run directly and never show there. Only when
+    PREFECT_API_URL is unset, the file exists and the server answers /health within half a second: a
+    stale file (the UI was stopped) is ignored silently, and no Prefect import is paid for the check.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    try:
+        url = (project_dir / PREFECT_URL_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not url.startswith(("http://", "https://")):
+        return None
+    no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the server is local
+    try:
+        with no_proxy.open(url.rstrip("/") + "/health", timeout=0.5) as response:
+            if response.status != 200:
+                return None
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    os.environ["PREFECT_API_URL"] = url
+    return url
 
 
 def _load(ctx: typer.Context):
@@ -89,7 +139,9 @@ def validate(
     except DirectMailError as exc:
         _fail(exc)
     with errors.status("checking campaign columns"):
-        findings = [*project.warnings, *check_project(project, campaigns or None)]
+        # Every campaign's own findings (or the named ones'): a broken campaign is reported here, while
+        # `validate` of another campaign, and its runs, are not held up by it.
+        findings = [*project.findings(campaigns or None), *check_project(project, campaigns or None)]
     _print_findings(findings)
     failed = any(f.level == "error" for f in findings)
     if check_connections:
@@ -181,43 +233,110 @@ def deploy(
 def list_campaigns(ctx: typer.Context) -> None:
     """Campaigns with status, configuration, routing, schedule and last run."""
     from directmail.history import History
-    from directmail.warehouse import open_warehouse
+    from directmail.warehouse import WarehouseBusy
 
     try:
         project = _load(ctx)
-        warehouse = open_warehouse(project.dbt.target_info(), project.directory)
-        last_runs = History(warehouse).last_runs()
-        warehouse.close()
     except DirectMailError as exc:
         _fail(exc)
-    table = Table()
-    for heading in ("campaign", "status", "configuration", "routing"):
-        table.add_column(heading, no_wrap=True)  # names are copied into commands: never split them
-    table.add_column("schedule")
-    table.add_column("last run")
-    for name, campaign in project.campaigns.items():
-        spec = campaign.spec
-        configuration = project.config.configurations.get(spec.configuration)
-        schedule = ""
-        if spec.schedule:
-            schedule = (
-                spec.schedule.at.isoformat()
-                if spec.schedule.at
-                else f"{spec.schedule.cron} ({spec.schedule.timezone})"
-            )
+    try:
+        last_runs = _read_history(project.dbt, History.last_runs)
+    except WarehouseBusy as exc:
+        errors.print(f"{exc} (last runs not shown)", markup=False, highlight=False, soft_wrap=True)
+        last_runs = {}
+    except DirectMailError as exc:
+        _fail(exc)
+    rows = []
+    for name in sorted({*project.campaigns, *project.campaign_findings}):
+        campaign = project.campaigns.get(name)
         last = last_runs.get(name)
-        last_text = (
-            f"{last.status} {last.run_time:%Y-%m-%d %H:%M:%S}Z ({last.exported:,} rows)" if last else ""
+        row = {"campaign": name, "status": "invalid", "configuration": "", "routing": "", "schedule": ""}
+        if campaign is not None:
+            spec = campaign.spec
+            configuration = project.config.configurations.get(spec.configuration)
+            row |= {
+                "status": spec.status,
+                "configuration": spec.configuration,
+                "routing": configuration.routing if configuration else "?",
+                "schedule": _schedule_text(spec.schedule),
+            }
+        row["last run"] = f"{last.run_id} {last.status}, {last.exported:,} rows" if last else ""
+        rows.append(row)
+    _print_records(rows, wrap={"schedule"})
+    for name in project.invalid_campaigns:
+        errors.print(
+            f"{name} is invalid: `directmail validate {name}` says why", markup=False, highlight=False
         )
-        table.add_row(
-            name,
-            spec.status,
-            spec.configuration,
-            configuration.routing if configuration else "?",
-            schedule,
-            last_text,
-        )
-    console.print(table)
+
+
+def _schedule_text(schedule: Schedule | None) -> str:
+    if schedule is None:
+        return ""
+    return schedule.at.isoformat() if schedule.at else f"{schedule.cron} ({schedule.timezone})"
+
+
+def _print_records(rows: list[dict[str, str]], wrap: set[str] = frozenset()) -> None:
+    """A table on a terminal wide enough for it; otherwise (narrow, or piped) one `key: value` block per
+    record, nothing cut or folded: names and run ids are copied from here into commands."""
+    if not rows:
+        return
+    table = Table()
+    for heading in rows[0]:
+        table.add_column(heading, no_wrap=heading not in wrap)
+    for row in rows:
+        table.add_row(*row.values())
+    if _fits(table):
+        console.print(table)
+        return
+    blocks = ["\n".join(f"{key}: {value}" for key, value in row.items() if value) for row in rows]
+    typer.echo("\n\n".join(blocks))
+
+
+def _fits(renderable: RenderableType) -> bool:
+    """Stdout is a terminal as wide as the renderable's natural width (a table would squeeze to fit)."""
+    if not console.is_terminal:
+        return False
+    natural = console.measure(renderable, options=console.options.update_width(10_000))
+    return natural.maximum <= console.width
+
+
+T = TypeVar("T")
+
+
+def _read_history(dbt: DbtProject, read: Callable[..., T]) -> T:
+    """`read(History)` on the warehouse opened read-only, between runs, and always closed: a side command
+    never creates the file, never waits, and never makes a starting run fail on DuckDB's lock."""
+    from directmail.history import History
+    from directmail.warehouse import open_warehouse
+
+    target = dbt.target_info()
+    with _between_runs(target, dbt.project_dir):
+        warehouse = open_warehouse(target, dbt.project_dir, read_only=True)
+        try:
+            return read(History(warehouse))
+        finally:
+            warehouse.close()
+
+
+@contextmanager
+def _between_runs(target: TargetInfo, project_dir: Path) -> Iterator[None]:
+    """Hold the run lock shared while reading, or raise WarehouseBusy at once if a run holds it."""
+    from directmail.locking import lock_path
+    from directmail.warehouse import WarehouseBusy, warehouse_file
+
+    database = warehouse_file(target, project_dir)
+    if database is None or not database.exists():  # nothing to read, and nothing to create
+        yield
+        return
+    with lock_path(target, project_dir).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WarehouseBusy("warehouse busy: a run is in progress; try again when it ends") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @app.command()
@@ -333,31 +452,35 @@ def report(
 ) -> None:
     """The latest run's report (of a campaign, or a given run id), and the runs before it."""
     from directmail.builder import DbtProject
-    from directmail.history import History
-    from directmail.report import to_rich
-    from directmail.warehouse import open_warehouse
+    from directmail.report import earlier_run_line, to_lines, to_rich
 
     try:
         dbt = DbtProject(ctx.obj.project_dir, ctx.obj.target)
-        warehouse = open_warehouse(dbt.target_info(), dbt.project_dir)
-        records = History(warehouse).runs(campaign, run, limit)
-        warehouse.close()
+        records = _read_history(dbt, lambda history: history.runs(campaign, run, limit))
     except DirectMailError as exc:
         _fail(exc)
     if not records:
         errors.print("no runs recorded" + (f" for {campaign or run}" if campaign or run else ""))
         raise typer.Exit(1)
-    console.print(to_rich(records[0]))
+    shown = [to_rich(records[0])]
     if len(records) > 1:
-        table = Table(
-            "run id", "status", "targeted", "exported", "finished", title="earlier runs", title_justify="left"
-        )
+        table = Table(title="earlier runs", title_justify="left")
+        for heading in ("run id", "status", "targeted", "exported", "finished"):
+            table.add_column(heading, no_wrap=True)
         for record in records[1:]:
             finished = f"{record.finished_at:%Y-%m-%d %H:%M:%S}" if record.finished_at else ""
             table.add_row(
                 record.run_id, record.status, f"{record.targeted:,}", f"{record.exported:,}", finished
             )
-        console.print(table)
+        shown.append(table)
+    if all(_fits(part) for part in shown):
+        for part in shown:
+            console.print(part)
+        return
+    lines = to_lines(records[0])
+    if len(records) > 1:
+        lines += ["", "earlier runs:", *(earlier_run_line(record) for record in records[1:])]
+    typer.echo("\n".join(lines))
 
 
 def main() -> None:

@@ -23,17 +23,37 @@ class NodeRef:
 
 @dataclass
 class Project:
+    """What a command needs; a campaign with errors is left out of `campaigns` and blocks only itself."""
+
     directory: Path
     dbt: DbtProject
     config: DirectMailConfig
-    campaigns: dict[str, Campaign]
+    campaigns: dict[str, Campaign]  # the campaigns without errors
     consent_relation: str | None
     consent_unique_id: str | None
-    warnings: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)  # project-wide
     sources: dict[str, NodeRef] = field(default_factory=dict)  # "addresses", "suppression"
     seeds: dict[str, NodeRef] = field(default_factory=dict)  # seed lists, by seed name
+    # Findings by campaign name, for every campaign that has any (one whose spec does not parse included).
+    campaign_findings: dict[str, list[Finding]] = field(default_factory=dict)
+
+    @property
+    def invalid_campaigns(self) -> list[str]:
+        """Campaigns with errors: refused by name, never scheduled; the others are unaffected."""
+        return sorted(name for name, found in self.campaign_findings.items() if _has_error(found))
+
+    def findings(self, names: list[str] | None = None) -> list[Finding]:
+        """Project-wide warnings, then the findings of every campaign (or of the named ones)."""
+        chosen = sorted(self.campaign_findings) if names is None else names
+        return [*self.warnings, *(f for name in chosen for f in self.campaign_findings.get(name, []))]
+
+    def knows(self, name: str) -> bool:
+        return name in self.campaigns or name in self.campaign_findings
 
     def campaign(self, name: str) -> Campaign:
+        errors = [f for f in self.campaign_findings.get(name, []) if f.level == "error"]
+        if errors:
+            raise ConfigError(errors)
         if name not in self.campaigns:
             known = ", ".join(sorted(self.campaigns)) or "none"
             raise ConfigError([Finding("models", name, f"no campaign named '{name}' (campaigns: {known})")])
@@ -41,7 +61,12 @@ class Project:
 
 
 def load_project(directory: Path, target: str | None = None) -> Project:
-    """Load and check everything that can be checked without the warehouse; raise ConfigError on errors."""
+    """Load and check everything that can be checked without the warehouse.
+
+    Project-wide errors (direct_mail.yml, the consent and address sources) raise ConfigError: nothing can
+    run. A campaign's own errors are kept in `campaign_findings`, so that a broken draft does not stop
+    every other campaign; `Project.campaign(name)` refuses that one campaign.
+    """
     directory = directory.resolve()
     findings: list[Finding] = []
     try:
@@ -50,14 +75,13 @@ def load_project(directory: Path, target: str | None = None) -> Project:
         config, findings = None, list(exc.findings)
     dbt = DbtProject(directory, target)
     manifest = dbt.parse()
-    campaigns, campaign_findings = _campaigns_from_manifest(manifest)
-    findings += campaign_findings
+    campaigns, by_campaign = _campaigns_from_manifest(manifest)
     consent_relation = consent_unique_id = None
     sources: dict[str, NodeRef] = {}
     seeds: dict[str, NodeRef] = {}
     if config is not None:
         for campaign in campaigns.values():
-            findings += check_against_config(campaign, config)
+            _add(by_campaign, campaign.name, check_against_config(campaign, config))
         if config.consent is not None:
             node = _find_node(manifest, config.consent.model)
             if node is None:
@@ -83,32 +107,45 @@ def load_project(directory: Path, target: str | None = None) -> Project:
         node = _find_node(manifest, name)
         if node is None or node.resource_type != "seed":
             reason = f"'{name}' is not a seed of the dbt project (seed lists are dbt seeds)"
-            findings.append(Finding(campaign.yaml_file, campaign.key("seed_list"), reason))
+            _add(by_campaign, campaign.name, [Finding(campaign.yaml_file, campaign.key("seed_list"), reason)])
         else:
             seeds[name] = NodeRef(node.name, node.relation_name, node.unique_id)
-    if any(f.level == "error" for f in findings) or config is None:
-        raise ConfigError(findings)
+    if _has_error(findings) or config is None:
+        # Nothing can run; every campaign's findings come along, so that one `validate` shows them all.
+        raise ConfigError([*findings, *(f for name in sorted(by_campaign) for f in by_campaign[name])])
     return Project(
         directory,
         dbt,
         config,
-        campaigns,
+        {name: c for name, c in campaigns.items() if not _has_error(by_campaign.get(name, []))},
         consent_relation,
         consent_unique_id,
         [f for f in findings if f.level == "warning"],
         sources,
         seeds,
+        dict(sorted(by_campaign.items())),
     )
 
 
-def _campaigns_from_manifest(manifest: Any) -> tuple[dict[str, Campaign], list[Finding]]:
-    campaigns, findings = {}, []
+def _has_error(findings: list[Finding]) -> bool:
+    return any(f.level == "error" for f in findings)
+
+
+def _add(by_campaign: dict[str, list[Finding]], name: str, findings: list[Finding]) -> None:
+    if findings:
+        by_campaign.setdefault(name, []).extend(findings)
+
+
+def _campaigns_from_manifest(manifest: Any) -> tuple[dict[str, Campaign], dict[str, list[Finding]]]:
+    """Every model with `meta.direct_mail`; one whose spec does not parse has findings and no Campaign."""
+    campaigns: dict[str, Campaign] = {}
+    findings: dict[str, list[Finding]] = {}
     for node in manifest.nodes.values():
         if node.resource_type != "model" or "direct_mail" not in (node.config.meta or {}):
             continue
         yaml_file = (node.patch_path or node.original_file_path).split("://", 1)[-1]
         spec, errors = parse_campaign_spec(node.name, node.config.meta["direct_mail"], yaml_file)
-        findings += errors
+        _add(findings, node.name, errors)
         if spec is not None:
             campaigns[node.name] = Campaign(
                 node.name, spec, node.unique_id, node.relation_name, yaml_file, list(node.depends_on.nodes)

@@ -1,4 +1,5 @@
-"""The run report, as Markdown (Prefect artifact, files) and as rich renderables (CLI)."""
+"""The run report: Markdown (Prefect artifact, files), rich tables (a wide terminal) and plain lines
+(piped or narrow output, where a table would cut run ids, file names and hashes)."""
 
 from __future__ import annotations
 
@@ -62,10 +63,42 @@ def to_markdown(record: RunRecord) -> str:
     return "\n".join(lines)
 
 
+def to_lines(record: RunRecord) -> list[str]:
+    """`key: value` lines, nothing cut: values are copied from here into commands and tickets."""
+    lines = [
+        f"run: {record.run_id}",
+        f"status: {record.status}",
+        f"campaign: {record.campaign}",
+        f"configuration: {record.configuration}",
+        f"destination: {record.destination}",
+        f"run time: {record.run_time:%Y-%m-%dT%H:%M:%SZ}",
+        f"attempt: {record.attempt}",
+        *(f"{label}: {count:,}" for label, count in _audience_rows(record)),
+    ]
+    if record.step_seconds:
+        lines.append("duration: " + ", ".join(f"{k} {v:.1f}s" for k, v in record.step_seconds.items()))
+    for f in record.files:
+        lines += [f"file: {f['name']}", f"  rows: {f['rows']:,}", f"  bytes: {f['bytes']:,}"]
+        lines.append(f"  sha256: {f['sha256']}")
+    if record.message:
+        lines += [f"message: {line}" for line in record.message.splitlines()]
+    return lines
+
+
+def earlier_run_line(record: RunRecord) -> str:
+    """One line per earlier run, the run id first and whole."""
+    finished = f", finished {record.finished_at:%Y-%m-%d %H:%M:%S}" if record.finished_at else ""
+    return (
+        f"{record.run_id}: {record.status}, targeted {record.targeted:,}, exported {record.exported:,}"
+        f"{finished}"
+    )
+
+
 def to_rich(record: RunRecord) -> Group:
+    """Tables for a terminal; a value too long for it is folded onto the next line, never cut."""
     summary = Table(title=f"{record.run_id} — {record.status}", show_header=False, title_justify="left")
     summary.add_column(style="bold", no_wrap=True)
-    summary.add_column(justify="right")
+    summary.add_column(justify="right", overflow="fold")
     for label, count in _audience_rows(record):
         summary.add_row(label, f"{count:,}")
     summary.add_row("destination", record.destination)
@@ -73,7 +106,11 @@ def to_rich(record: RunRecord) -> Group:
         summary.add_row("duration", " · ".join(f"{k} {v:.1f}s" for k, v in record.step_seconds.items()))
     parts = [summary]
     if record.files:
-        files = Table("file", "rows", "bytes", "sha256", title_justify="left")
+        files = Table(title_justify="left")
+        files.add_column("file", overflow="fold")
+        files.add_column("rows", justify="right")
+        files.add_column("bytes", justify="right")
+        files.add_column("sha256", overflow="fold")
         for f in record.files:
             files.add_row(f["name"], f"{f['rows']:,}", f"{f['bytes']:,}", f["sha256"])
         parts.append(files)

@@ -4,12 +4,15 @@
 `directmail deploy --work-pool P` registers them for a worker of that pool instead. Either way,
 deployments of this project whose campaign was removed, set to draft or unscheduled are paused (their
 runs stay in the UI's history), and a deployment is named after its campaign, so serving again after
-editing a campaign's YAML updates it in place.
+editing a campaign's YAML updates it in place. A campaign with configuration errors is never scheduled
+(its deployment, if any, is paused) and is named on stderr; the others are served as usual.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -81,7 +84,9 @@ def pause_retired(project: Project) -> list[Retired]:
             campaign = project.campaigns.get(deployment.name)
             if campaign is not None and is_scheduled(campaign):
                 continue
-            if campaign is None:
+            if deployment.name in project.invalid_campaigns:
+                reason = f"campaign is invalid (directmail validate {deployment.name})"
+            elif campaign is None:
                 reason = "campaign removed"
             elif not campaign.is_active:
                 reason = "campaign is a draft"
@@ -93,8 +98,26 @@ def pause_retired(project: Project) -> list[Retired]:
     return retired
 
 
-def register(project: Project, work_pool: str | None = None) -> tuple[list[RunnerDeployment], list[Retired]]:
-    """Create or update the deployments (for a work pool if given) and pause the retired ones."""
+def skipped_invalid(project: Project) -> list[Retired]:
+    """Campaigns left unscheduled because of their own configuration errors (first error as reason)."""
+    skipped = []
+    for name in project.invalid_campaigns:
+        first = next(f for f in project.campaign_findings[name] if f.level == "error")
+        skipped.append(Retired(name, f"{first}; see directmail validate {name}"))
+    return skipped
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def register(
+    project: Project, work_pool: str | None = None, say: Callable[[str], None] = _to_stderr
+) -> tuple[list[RunnerDeployment], list[Retired]]:
+    """Create or update the deployments (for a work pool if given) and pause the retired ones; `say`
+    names each invalid campaign, which is never scheduled."""
+    for item in skipped_invalid(project):
+        say(f"not scheduled: campaign {item.name}: {item.reason}")
     deployments = campaign_deployments(project)
     if work_pool is not None:
         for deployment in deployments:

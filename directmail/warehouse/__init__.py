@@ -14,7 +14,11 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from directmail.builder import TargetInfo
-from directmail.errors import ConfigError, Finding
+from directmail.errors import ConfigError, DirectMailError, Finding
+
+
+class WarehouseBusy(DirectMailError):
+    """A read-only open found the warehouse held by a writer (DuckDB admits one writer process)."""
 
 
 class SqlDialect(Protocol):
@@ -89,13 +93,21 @@ def query_labels(warehouse: Warehouse, sql: str) -> list[str]:
     return warehouse.declared_columns(sql) or [name for name, _ in warehouse.describe(sql)]
 
 
-def open_warehouse(target: TargetInfo, project_dir: Path) -> Warehouse:
+def warehouse_file(target: TargetInfo, project_dir: Path) -> Path | None:
+    """The DuckDB database file of the target, or None (in memory, or another engine)."""
+    if target.adapter_type != "duckdb" or target.duckdb_path in ("", ":memory:"):
+        return None
+    path = Path(target.duckdb_path)
+    return path if path.is_absolute() else project_dir / path
+
+
+def open_warehouse(target: TargetInfo, project_dir: Path, read_only: bool = False) -> Warehouse:
+    """`read_only` for commands that only read the history: no file is created, no writer is blocked
+    for longer than the read, and a warehouse held by a writer raises WarehouseBusy."""
     if target.adapter_type == "duckdb":
         from directmail.warehouse.duckdb_warehouse import DuckDBWarehouse
 
-        path = Path(target.duckdb_path)
-        if str(path) != ":memory:" and not path.is_absolute():
-            path = project_dir / path
-        return DuckDBWarehouse(path, getattr(target.credentials, "settings", None))
+        path = warehouse_file(target, project_dir) or Path(":memory:")
+        return DuckDBWarehouse(path, getattr(target.credentials, "settings", None), read_only=read_only)
     reason = f"adapter type '{target.adapter_type}' is not supported yet (supported: duckdb)"
     raise ConfigError([Finding("profiles.yml", f"target {target.name}", reason)])

@@ -95,11 +95,26 @@ RESOURCE_SETTINGS = ("memory_limit", "threads", "temp_directory", "max_temp_dire
 
 
 class DuckDBWarehouse:
-    def __init__(self, path: Path | str, settings: dict[str, Any] | None = None):
+    def __init__(self, path: Path | str, settings: dict[str, Any] | None = None, read_only: bool = False):
+        """`read_only`: for side commands, which must neither block a run nor create the file. A file
+        that does not exist yet reads as an empty database; one a writer holds raises WarehouseBusy."""
         self.path = path
-        if str(path) != ":memory:":
+        location = str(path)
+        if location != ":memory:" and read_only and not Path(path).exists():
+            location = ":memory:"  # nothing recorded yet: an empty database, and no file created
+        elif location != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(path))
+        try:
+            self._con = duckdb.connect(location, read_only=read_only and location != ":memory:")
+        except duckdb.IOException as exc:
+            if read_only and "lock" in str(exc).lower():
+                from directmail.warehouse import WarehouseBusy
+
+                raise WarehouseBusy(
+                    "warehouse busy: another process has it open for writing (a run in progress?); "
+                    "try again when it ends"
+                ) from None
+            raise
         self.dialect = DuckDBDialect()
         chosen = {name: value for name, value in (settings or {}).items() if name in RESOURCE_SETTINGS}
         for name, value in {**DEFAULT_SETTINGS, **chosen}.items():
