@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -357,13 +358,12 @@ def preview(
     ] = False,
 ) -> None:
     """Rows exactly as the file would hold them; nothing is delivered or recorded."""
-    from directmail.pipeline import CampaignRun, RunOptions, parse_run_time
+    from directmail.pipeline import CampaignRun, RunOptions
 
+    moment = _run_time_option(run_time)
     try:
         project = _load(ctx)
-        options = RunOptions(
-            parse_run_time(run_time), dry_run=True, skip_build=skip_build, test_profiles=test_profiles
-        )
+        options = RunOptions(moment, dry_run=True, skip_build=skip_build, test_profiles=test_profiles)
         run = CampaignRun(project, campaign, options, progress=lambda m: None)
         with errors.status("building and extracting"):
             lines, excluded = run.preview(limit)
@@ -396,14 +396,9 @@ def run(
     skip_build: Annotated[bool, typer.Option(help="Do not run dbt; use the tables as built.")] = False,
 ) -> None:
     """Build, extract, validate, write, deliver and record one campaign run."""
-    from directmail.pipeline import parse_run_time
     from directmail.report import to_rich
 
-    try:
-        moment = parse_run_time(run_time)
-    except ValueError as exc:
-        errors.print(f"error: --run-time: {exc}", style="red")
-        raise typer.Exit(2) from None
+    moment = _run_time_option(run_time)
     try:
         if os.environ.get("PREFECT_API_URL"):
             from flows.campaign_flow import run_campaign_flow
@@ -431,6 +426,17 @@ def run(
         console.print(
             "dry run: nothing delivered or recorded; files are in .directmail/dry-run/", highlight=False
         )
+
+
+def _run_time_option(value: str | None) -> datetime:
+    """--run-time, or now; a value that is not ISO 8601 is a usage error (exit 2)."""
+    from directmail.pipeline import parse_run_time
+
+    try:
+        return parse_run_time(value)
+    except ValueError as exc:
+        errors.print(f"error: --run-time: {exc}", style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _run_directly(ctx: typer.Context, campaign: str, moment, dry_run: bool, force: bool, skip_build: bool):

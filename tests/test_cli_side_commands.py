@@ -198,3 +198,10 @@ def test_a_terminal_gets_a_table_only_when_it_fits_unsqueezed(monkeypatch, width
     text = out.getvalue()
     assert ("┃ campaign" in text) is as_table
     assert "…" not in text and LATEST in text and "30 7 1 * * (Europe/London)" in text
+
+
+@pytest.mark.parametrize("command", ["run", "preview"])
+def test_an_unreadable_run_time_is_a_usage_error(tmp_path, command):
+    result = directmail(tmp_path, command, "winter_catalog", "--run-time", "next monday")
+    assert result.returncode == 2
+    assert "error: --run-time: Invalid isoformat string: 'next monday'" in result.stderr
