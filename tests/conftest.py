@@ -28,10 +28,8 @@ def kit(tmp_path: Path) -> Kit:
     return Kit(tmp_path)
 
 
-def copy_sample_project(destination: Path, profiles: int = 2000) -> Path:
-    """A private copy of the sample dbt project with its own generated warehouse."""
-    from sampledata.generate import generate
-
+def copy_project_files(destination: Path) -> Path:
+    """A private copy of the sample dbt project's files, with no warehouse yet."""
     destination.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         source = REPO / name
@@ -39,6 +37,14 @@ def copy_sample_project(destination: Path, profiles: int = 2000) -> Path:
             shutil.copytree(source, destination / name)
         else:
             shutil.copy2(source, destination / name)
+    return destination
+
+
+def copy_sample_project(destination: Path, profiles: int = 2000) -> Path:
+    """A private copy of the sample dbt project with its own generated warehouse."""
+    from sampledata.generate import generate
+
+    copy_project_files(destination)
     generate(destination / "warehouse" / "directmail.duckdb", profiles)
     return destination
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -15,7 +14,7 @@ import pytest
 
 from directmail.history import History, RunRecord
 from directmail.warehouse.duckdb_warehouse import DuckDBWarehouse
-from tests.conftest import PROJECT_FILES, REPO, copy_sample_project
+from tests.conftest import copy_project_files, copy_sample_project
 
 LATEST = "lapsed_postcard@2026-11-23T06:00:00Z"
 EARLIER = "lapsed_postcard@2026-11-16T06:00:00Z"
@@ -43,15 +42,7 @@ def database(project: Path) -> Path:
 @pytest.fixture
 def bare_project(tmp_path: Path) -> Path:
     """The sample dbt project before any warehouse exists."""
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in PROJECT_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, project / name)
-        else:
-            shutil.copy2(source, project / name)
-    return project
+    return copy_project_files(tmp_path / "project")
 
 
 @pytest.fixture
