@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -135,6 +135,7 @@ class CampaignSpec(StrictModel):
     household_order: list[str] = Field(default_factory=list)
     frequency_cap: FrequencyCap | None = None
     seed_list: str | None = None
+    audience: Literal["all", "new_entrants"] = "all"  # new_entrants: never a profile it delivered to
 
     @model_validator(mode="after")
     def _household_order_needs_household(self) -> CampaignSpec:

@@ -9,6 +9,7 @@ only streams the result out as Arrow batches.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,6 +36,7 @@ REASONS = (
     "invalid_address",
     "household_duplicate",
     "duplicate",
+    "already_sent",
     "frequency_cap",
     "holdout",
 )
@@ -70,6 +72,14 @@ class FrequencyRule:
 
 
 @dataclass(frozen=True)
+class NewEntrantsRule:
+    """`audience: new_entrants`: profiles this campaign already delivered to are excluded."""
+
+    campaign: str
+    run_id: str  # its own earlier sends (a forced re-delivery) do not count
+
+
+@dataclass(frozen=True)
 class Rules:
     """Which exclusions apply to a run, and where their data lives."""
 
@@ -78,6 +88,7 @@ class Rules:
     suppression: SuppressionRule | None = None
     frequency: FrequencyRule | None = None
     holdout: bool = True
+    new_entrants: NewEntrantsRule | None = None
 
 
 @dataclass
@@ -158,7 +169,8 @@ class _Parts:
     ctes: list[str]
     joins: list[str]
     reasons: list[tuple[str, str, str]]  # (condition, reason, detail expression): excluded outright
-    capped: tuple[str, str] = ("false", "cast(null as varchar)")  # (condition, detail): frequency cap
+    # (condition, reason, detail): decided after households and duplicates, for the whole group
+    group_reasons: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
 
 
 def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
@@ -210,6 +222,17 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
                 f"coalesce(nullif(address_rows.address_errors, ''), '{UNKNOWN_ADDRESS}')",
             )
         )
+    if rules.new_entrants is not None:
+        n = rules.new_entrants
+        parts.ctes.append(
+            f"earlier_sends as (select profile_id as sent_identity, max(run_id) as sent_run "
+            f"from {SENDS} where campaign = {d.literal(n.campaign)} and not is_holdout "
+            f"and file_name is not null and run_id <> {d.literal(n.run_id)} group by 1)"
+        )
+        parts.joins.append(f"left join earlier_sends on earlier_sends.sent_identity = {identity}")
+        parts.group_reasons.append(
+            ("earlier_sends.sent_identity is not null", "already_sent", "earlier_sends.sent_run")
+        )
     if rules.frequency is not None:
         f = rules.frequency
         parts.ctes.append(
@@ -223,8 +246,47 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
             f"cast(recent_sends.recent_pieces as varchar) || {d.literal(' in the last ' + str(f.cap.days))}"
             " || ' days'"
         )
-        parts.capped = ("recent_sends.capped_identity is not null", detail)
+        parts.group_reasons.append(("recent_sends.capped_identity is not null", "frequency_cap", detail))
     return parts
+
+
+@dataclass
+class _GroupColumns:
+    """SQL fragments for the reasons decided per group: a member already sent or capped excludes the
+    household's representative or the kept copy too, whoever represents the group this time."""
+
+    own: str = ""  # targeted: each rule's condition and detail for the row itself
+    household: str = ""  # households: the first member of the household it applies to
+    no_copies: str = ""  # copies, rows without duplicates
+    copies: str = ""  # copies, rows with duplicates: the first copy it applies to
+    reasons: str = ""  # `when … then reason` clauses, in order
+    details: str = ""  # `when … then detail` clauses, in the same order
+
+
+def _group_columns(
+    group_reasons: list[tuple[str, str, str]], household_group: str, copy_key: str
+) -> _GroupColumns:
+    columns = _GroupColumns()
+    for i, (condition, reason, detail) in enumerate(group_reasons):
+        flag = f"_dm_g{i}"
+        member = f"min(case when {flag} then {IDENTITY} || ': ' || {flag}_detail end)"
+        columns.own += f",\n        coalesce({condition}, false) as {flag}, {detail} as {flag}_detail"
+        household = f"{member} over ({household_group})" if household_group else "null"
+        columns.household += f",\n        cast({household} as varchar) as {flag}_household"
+        columns.no_copies += f", cast(null as varchar) as {flag}_copy"
+        columns.copies += (
+            f",\n        cast({member} over (partition by {copy_key}) as varchar) as {flag}_copy"
+        )
+        columns.reasons += (
+            f"\n            when {flag} or {flag}_household is not null or {flag}_copy is not null "
+            f"then '{reason}'"
+        )
+        columns.details += (
+            f"\n            when {flag} then {flag}_detail"
+            f"\n            when {flag}_household is not null then 'household member ' || {flag}_household"
+            f"\n            when {flag}_copy is not null then 'duplicate ' || {flag}_copy"
+        )
+    return columns
 
 
 def _text_columns(count: int) -> list[str]:
@@ -282,7 +344,6 @@ def plan_extract(
     copy_key = ", ".join(fields)
     parts = _rule_parts(warehouse, rules, identity)
 
-    capped, cap_detail = parts.capped
     household_values, household_window, household_group = [], "", ""
     if spec.household:
         if rules.addresses is not None:
@@ -295,15 +356,12 @@ def plan_extract(
         household_order = ", ".join([*_order(spec.household_keys, "_dm_h"), f"{IDENTITY} asc"])
         household_group = f"partition by _dm_excluded is null, coalesce(_dm_household, {IDENTITY})"
         household_window = f"over ({household_group} order by {household_order})"
-    # A capped member caps the whole group (household, or copies of one row): whoever represents it.
-    group_cap = f"min(case when _dm_capped then {IDENTITY} || ': ' || _dm_cap_detail end)"
     if household_window:
         member = f"case when _dm_excluded is null then row_number() {household_window} end"
         representative = f"first_value({IDENTITY}) {household_window}"
-        household_cap = f"{group_cap} over ({household_group})" if capped != "false" else "null"
     else:
-        member, representative, household_cap = "1", "null", "null"
-    copy_cap = f"{group_cap} over (partition by {copy_key})" if capped != "false" else "null"
+        member, representative = "1", "null"
+    group = _group_columns(parts.group_reasons, household_group, copy_key)
 
     cases = (
         " ".join(f"when {cond} then '{reason}'" for cond, reason, _ in parts.reasons) or "when false then ''"
@@ -327,9 +385,7 @@ with
         {identity} as {IDENTITY},
         {", ".join([*formatted, *sort_values, *household_values])},
         case {cases} end as _dm_excluded,
-        {details} as _dm_excluded_detail,
-        coalesce({capped}, false) as _dm_capped,
-        {cap_detail} as _dm_cap_detail
+        {details} as _dm_excluded_detail{group.own}
     from {campaign.relation} as campaign
     {" ".join(parts.joins)}
 ),
@@ -337,8 +393,7 @@ households as not materialized (
     select
         *,
         {member} as _dm_member,
-        {representative} as _dm_representative,
-        cast({household_cap} as varchar) as _dm_household_cap
+        {representative} as _dm_representative{group.household}
     from targeted
 ),
 flagged as materialized (
@@ -367,34 +422,30 @@ candidates as not materialized (
     left join repeated on flagged._dm_copy_hash = repeated._dm_repeated_hash
 ),
 copies as not materialized (
-    select *, 1 as _dm_copy, cast(null as varchar) as _dm_first_copy, cast(null as varchar) as _dm_copy_cap
+    select *, 1 as _dm_copy, cast(null as varchar) as _dm_first_copy{group.no_copies}
     from candidates
     where not _dm_may_repeat
     union all
     select
         *,
-        row_number() over (partition by {copy_key} order by {order}) as _dm_copy,
-        first_value({IDENTITY}) over (partition by {copy_key} order by {order}) as _dm_first_copy,
-        cast({copy_cap} as varchar) as _dm_copy_cap
+        row_number() over copy_order as _dm_copy,
+        first_value({IDENTITY}) over copy_order as _dm_first_copy{group.copies}
     from candidates
     where _dm_may_repeat
+    window copy_order as (partition by {copy_key} order by {order})
 ),
 reasoned as not materialized (
     select
         *,
         case
             when _dm_flag is not null then _dm_flag
-            when _dm_copy > 1 then 'duplicate'
-            when _dm_capped or _dm_household_cap is not null or _dm_copy_cap is not null then 'frequency_cap'
+            when _dm_copy > 1 then 'duplicate'{group.reasons}
             when {in_holdout} then 'holdout'
             else '{EXPORTED}'
         end as {REASON},
         case
             when _dm_flag is not null then _dm_flag_detail
-            when _dm_copy > 1 then _dm_first_copy
-            when _dm_capped then _dm_cap_detail
-            when _dm_household_cap is not null then 'household member ' || _dm_household_cap
-            when _dm_copy_cap is not null then 'duplicate ' || _dm_copy_cap
+            when _dm_copy > 1 then _dm_first_copy{group.details}
         end as {DETAIL}
     from copies
 )

@@ -267,7 +267,7 @@ class CampaignRun:
             self.project,
             self.configuration,
             self._relations,
-            self.campaign.spec.frequency_cap,
+            self.campaign,
             self.options.run_time.strftime("%Y-%m-%d %H:%M:%S"),
             self.run_id,
             proof=self.options.test_profiles,

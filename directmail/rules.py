@@ -12,7 +12,14 @@ from typing import Any
 from directmail.campaign import Campaign
 from directmail.config import Configuration
 from directmail.errors import ConfigError, Finding
-from directmail.extract import AddressRule, ConsentRule, FrequencyRule, Rules, SuppressionRule
+from directmail.extract import (
+    AddressRule,
+    ConsentRule,
+    FrequencyRule,
+    NewEntrantsRule,
+    Rules,
+    SuppressionRule,
+)
 from directmail.project import NodeRef, Project
 
 
@@ -54,14 +61,14 @@ def resolve_rules(
     project: Project,
     configuration: Configuration,
     relations: Relations,
-    cap_spec: object,
+    campaign: Campaign,
     run_time: str,
     run_id: str,
     proof: bool,
 ) -> Rules:
     """The run's rules: consent for the configuration's marketing action, address validity and
     suppression from direct_mail.yml's sources, the campaign's (or configuration's) frequency cap, and
-    holdout; a proof has no history to count and no holdout."""
+    holdout, and new entrants only; a proof has no history to count and no holdout."""
     config = project.config
     consent = addresses = suppression = frequency = None
     if config.consent and project.consent_relation:
@@ -71,7 +78,10 @@ def resolve_rules(
         addresses = AddressRule(relations.of_node(project.sources["addresses"]), config.addresses)
     if config.suppression and "suppression" in project.sources:
         suppression = SuppressionRule(relations.of_node(project.sources["suppression"]), config.suppression)
-    cap = cap_spec or configuration.frequency_cap
+    cap = campaign.spec.frequency_cap or configuration.frequency_cap
     if cap is not None and not proof:
-        frequency = FrequencyRule(cap, run_time, run_id)  # type: ignore[arg-type]
-    return Rules(consent, addresses, suppression, frequency, holdout=not proof)
+        frequency = FrequencyRule(cap, run_time, run_id)
+    new_entrants = None
+    if campaign.spec.audience == "new_entrants" and not proof:
+        new_entrants = NewEntrantsRule(campaign.name, run_id)
+    return Rules(consent, addresses, suppression, frequency, holdout=not proof, new_entrants=new_entrants)

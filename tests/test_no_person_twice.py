@@ -138,3 +138,59 @@ def test_a_held_out_persons_duplicate_is_not_mailed_instead(kit):
         "having bool_or(s.is_holdout) and bool_or(not s.is_holdout)"
     )
     assert held_out_and_mailed == []
+
+
+def test_new_entrants_only_excludes_who_this_campaign_already_delivered_to(kit):
+    """Day 1 mails P1 and P3 (P2 is P1's duplicate, P4 held out); day 2 adds P5. Only P5 is new: P1 and
+    P3 are already_sent (with the run that sent them), P2 stays P1's duplicate, and the held-out P4 was
+    never sent, so it counts as a new entrant."""
+    kit.sql(
+        "create table campaign as select * from (values ('P1', 'Ann Lee'), ('P2', 'Ann Lee'), "
+        "('P3', 'Bob Roy'), ('P4', 'Cid Poe')) as t(profile_id, name)"
+    )
+    project = kit.project({"file_name": "out.csv", "audience": "new_entrants"})
+    kit.run(project, run_time=DAY_1)
+    kit.sql(
+        "update direct_mail.send_rows set is_holdout = true, file_name = null where profile_id = 'P4'"
+    )  # as if P4 had been in the holdout
+    assert sent(kit, DAY_1) == ["P1", "P3"]
+
+    kit.sql("insert into campaign values ('P5', 'Dee Fox')")
+    record = kit.run(project, run_time=DAY_2)
+    assert sent(kit, DAY_2) == ["P4", "P5"]
+    assert excluded(kit, DAY_2) == {
+        "P1": ("already_sent", f"campaign@{DAY_1}"),
+        "P2": ("duplicate", "P1"),
+        "P3": ("already_sent", f"campaign@{DAY_1}"),
+    }
+    assert record.excluded["already_sent"] == 2
+    assert kit.landing()["out.csv"] == b"name\nCid Poe\nDee Fox\n"
+
+
+def test_an_already_sent_persons_duplicate_or_housemate_is_not_mailed_instead(kit):
+    kit.sql(HOUSEHOLD)
+    project = kit.project({**HOUSEHOLD_META, "frequency_cap": None, "audience": "new_entrants"})
+    kit.run(project, run_time=DAY_1)
+    assert sent(kit, DAY_1) == ["P1", "P3"]
+    # Bob overtakes Ann as the household's representative; a copy of Cid's row arrives as P0.
+    kit.sql("update campaign set lifetime_value = 95.0 where profile_id = 'P2'")
+    kit.sql(
+        "insert into campaign select 'P0', name, street, postal_code, city, country_code, lifetime_value "
+        "from campaign where profile_id = 'P3'"
+    )
+    kit.run(project, run_time=DAY_2)
+    assert sent(kit, DAY_2) == []
+    assert excluded(kit, DAY_2) == {
+        "P0": ("already_sent", f"household member P3: campaign@{DAY_1}"),  # ties go to the lower id
+        "P1": ("household_duplicate", "P2"),
+        "P2": ("already_sent", f"household member P1: campaign@{DAY_1}"),
+        "P3": ("household_duplicate", "P0"),
+    }
+
+
+def test_other_campaigns_sends_do_not_make_an_already_sent(kit):
+    kit.sql("create table campaign as select 'P1' as profile_id, 'Ann Lee' as name")
+    kit.sql("create table other as select 'P1' as profile_id, 'Ann Lee' as name")
+    kit.run(kit.project({"file_name": "other.csv"}, table="other"), campaign="other", run_time=DAY_1)
+    kit.run(kit.project({"file_name": "out.csv", "audience": "new_entrants"}), run_time=DAY_2)
+    assert sent(kit, DAY_2) == ["P1"]
