@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,6 +13,7 @@ from pydantic import Field, StringConstraints, ValidationError, field_validator,
 
 from directmail.config import CONFIG_FILE, DirectMailConfig, FrequencyCap, Status, StrictModel
 from directmail.errors import Finding
+from directmail.filenames import path_problem, template_problem
 from directmail.yamlfile import findings_from_validation_error
 
 MAX_COLUMNS = 50
@@ -146,17 +146,8 @@ class CampaignSpec(StrictModel):
     @field_validator("file_name")
     @classmethod
     def _relative_file_name(cls, value: str) -> str:
-        if not value or value.strip() != value:
-            raise ValueError("file_name must be a non-empty relative path without surrounding spaces")
-        if "\\" in value or any(ord(c) < 32 for c in value):
-            raise ValueError("file_name must use / between folders and hold no control characters")
-        path = PurePosixPath(value)
-        if path.is_absolute() or re.match(r"^[A-Za-z]:", value):
-            raise ValueError("file_name must be relative, not absolute")
-        if ".." in path.parts or "." in value.split("/") or "" in value.split("/"):
-            raise ValueError("file_name must not contain '..', '.' or empty folders")
-        if not path.stem or path.name.startswith("."):
-            raise ValueError("file_name must end with a file name (hidden names are reserved)")
+        if problem := path_problem(value) or template_problem(value):
+            raise ValueError(problem)
         return value
 
     @property

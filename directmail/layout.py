@@ -1,4 +1,6 @@
-"""Contract 3's file names: stem, run timestamp, part suffix, then .gz, then .gpg; sidecars and manifest."""
+"""Contract 3's file names: stem, run timestamp, part suffix, then .gz, then .gpg; sidecars and manifest.
+
+All are built from the campaign's file_name with its placeholders expanded (directmail.filenames)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
+
+from directmail.filenames import expand_file_name
 
 
 @dataclass(frozen=True)
@@ -15,10 +19,17 @@ class FileLayout:
     append_timestamp: bool = False
     compressed: bool = False
     encrypted: bool = False
+    campaign: str = ""  # for the file name's placeholders
+    configuration: str = ""
+
+    @property
+    def name(self) -> str:
+        """The file name with its placeholders filled in; the names below are built from it."""
+        return expand_file_name(self.file_name, self.campaign, self.configuration, self.run_time)
 
     @property
     def _path(self) -> PurePosixPath:
-        return PurePosixPath(self.file_name)
+        return PurePosixPath(self.name)
 
     @property
     def folder(self) -> PurePosixPath:

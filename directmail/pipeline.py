@@ -127,6 +127,8 @@ class CampaignRun:
             append_timestamp=self.campaign.spec.append_timestamp,
             compressed=self.configuration.compression == "gzip",
             encrypted=getattr(self._routing(), "encryption_key", None) is not None,
+            campaign=self.campaign.name,
+            configuration=self.campaign.spec.configuration,
         )
         self._compiled_sql: str | None = None
         self._warehouse: Warehouse | None = None

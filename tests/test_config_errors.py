@@ -240,6 +240,11 @@ BASE_META = {"configuration": "csv", "file_name": "out/file.csv"}
             "file_name must not contain '..', '.' or empty folders",
         ),
         ({"file_name": "/etc/passwd"}, "file_name", "file_name must be relative, not absolute"),
+        (
+            {"file_name": "out/{date}.csv"},
+            "file_name",
+            "file_name placeholder '{date}' is unknown; use {campaign}, {configuration}, {run_date}, {run_time}",
+        ),
         ({"holdout_percent": 51}, "holdout_percent", "Input should be less than or equal to 50"),
         ({"header_note": "two\nlines"}, "header_note", "String should match pattern '^[^\\r\\n]*$'"),
         ({"status": "paused"}, "status", "Input should be 'active' or 'draft'"),
