@@ -226,8 +226,8 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
         n = rules.new_entrants
         parts.ctes.append(
             f"earlier_sends as (select profile_id as sent_identity, max(run_id) as sent_run "
-            f"from {SENDS} where campaign = {d.literal(n.campaign)} and not is_holdout "
-            f"and file_name is not null and run_id <> {d.literal(n.run_id)} group by 1)"
+            f"from {SENDS} where {_pieces_sent(warehouse, n.run_id)} "
+            f"and campaign = {d.literal(n.campaign)} group by 1)"
         )
         parts.joins.append(f"left join earlier_sends on earlier_sends.sent_identity = {identity}")
         parts.group_reasons.append(
@@ -237,8 +237,8 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
         f = rules.frequency
         parts.ctes.append(
             f"recent_sends as (select profile_id as capped_identity, count(*) as recent_pieces "
-            f"from {SENDS} where not is_holdout and file_name is not null "
-            f"and run_id <> {d.literal(f.run_id)} and sent_at >= {d.days_before(f.since, f.cap.days)} "
+            f"from {SENDS} where {_pieces_sent(warehouse, f.run_id)} "
+            f"and sent_at >= {d.days_before(f.since, f.cap.days)} "
             f"group by 1 having count(*) >= {int(f.cap.count)})"
         )
         parts.joins.append(f"left join recent_sends on recent_sends.capped_identity = {identity}")
@@ -248,6 +248,12 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
         )
         parts.group_reasons.append(("recent_sends.capped_identity is not null", "frequency_cap", detail))
     return parts
+
+
+def _pieces_sent(warehouse: Warehouse, run_id: str) -> str:
+    """`sends` rows that are pieces in a file (not the holdout), other than this run id's own earlier
+    ones (a forced re-delivery): what the frequency cap and `already_sent` count."""
+    return f"not is_holdout and file_name is not null and run_id <> {warehouse.dialect.literal(run_id)}"
 
 
 @dataclass

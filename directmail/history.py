@@ -35,7 +35,7 @@ DELIVERED = "delivered"
 FAILED = "failed"
 EMPTY = "empty"
 
-DDL = [
+TABLE_DDL = [
     f"create schema if not exists {SCHEMA}",
     f"""create table if not exists {RUNS} (
         run_id varchar not null,
@@ -139,7 +139,7 @@ VIEW_DDL = [
     "on runs.run_id = r.run_id and runs.committed_attempt = r.attempt"
     for view, (rows, columns) in VIEWS.items()
 ]
-DDL += VIEW_DDL
+DDL = [*TABLE_DDL, *VIEW_DDL]  # a new warehouse (the sample generator) runs them as they are
 
 _JSON_COLUMNS: dict[str, Any] = {"excluded": {}, "files": [], "step_seconds": {}, "exclusion_details": {}}
 
@@ -149,7 +149,7 @@ class History:
         self.warehouse = warehouse
 
     def ensure_tables(self) -> None:
-        for statement in DDL[: -len(VIEW_DDL)]:
+        for statement in TABLE_DDL:
             self.warehouse.execute(statement)
         self._migrate_tables()
         for statement in VIEW_DDL:

@@ -473,8 +473,9 @@ class CampaignRun:
         self.record.finished_at = _now()
         self.record.message = scrub(str(exc))[:2000]
         try:
-            History(self._open()).ensure_tables()
-            History(self._open()).save_run(self.record)
+            history = History(self._open())
+            history.ensure_tables()
+            history.save_run(self.record)
         except Exception:  # the original error matters more than a failure to record it
             pass
 

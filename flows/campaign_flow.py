@@ -62,8 +62,7 @@ def run_campaign_flow(
             if not isinstance(exc, Settled):  # a settled run is delivered: its report is published
                 run.record.status = SKIPPED
                 return run.record
-            _publish(run.record)
-            return run.record
+            record = run.record
         except Exception:
             _publish(run.record)
             raise

@@ -61,7 +61,7 @@ def replace_earlier_drop(
     manifest, or by `earlier`: relative names from the history) that this run will not write, with their
     checksum sidecars. Only names of this layout's own parts are touched. Returns what was removed."""
     keep = set(writing)
-    names = {name for name in earlier}
+    names = set(earlier)
     document = manifest_document(destination, layout)
     removed = []
     if document is not None or destination.size(layout.manifest_name) is not None:

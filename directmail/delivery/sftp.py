@@ -13,6 +13,7 @@ import posixpath
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import paramiko
 from cryptography.hazmat.primitives import serialization
@@ -32,6 +33,7 @@ PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 PERMANENT_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 ByteProgress = Callable[[int, int], None]
+T = TypeVar("T")
 
 
 class HostKeyRefused(DeliveryError):
@@ -253,30 +255,31 @@ class SftpDestination:
         self._retrying(lambda: _remove_if_present(self._session(), self.remote_path(relative_name)), "remove")
 
     def read(self, relative_name: str) -> bytes | None:
-        found: list[bytes | None] = []
+        def fetch(sftp: paramiko.SFTPClient, path: str) -> bytes:
+            with sftp.open(path, "rb") as remote:
+                return remote.read()
 
-        def fetch() -> None:
-            found.clear()
-            try:
-                with self._session().open(self.remote_path(relative_name), "rb") as remote:
-                    found.append(remote.read())
-            except FileNotFoundError:
-                found.append(None)
-
-        self._retrying(fetch, f"reading {relative_name}")
-        return found[0]
+        return self._if_present(f"reading {relative_name}", fetch, relative_name)
 
     def size(self, relative_name: str) -> int | None:
-        found: list[int | None] = []
+        return self._if_present(
+            f"checking {relative_name}", lambda sftp, path: sftp.stat(path).st_size, relative_name
+        )
 
-        def stat() -> None:
+    def _if_present(
+        self, what: str, action: Callable[[paramiko.SFTPClient, str], T], relative_name: str
+    ) -> T | None:
+        """The action's result on the remote file (retried like uploads), or None when it is absent."""
+        found: list[T | None] = []
+
+        def attempt() -> None:
             found.clear()
             try:
-                found.append(self._session().stat(self.remote_path(relative_name)).st_size)
+                found.append(action(self._session(), self.remote_path(relative_name)))
             except FileNotFoundError:
                 found.append(None)
 
-        self._retrying(stat, f"checking {relative_name}")
+        self._retrying(attempt, what)
         return found[0]
 
     def _clean_up(self, temporary: str) -> None:
