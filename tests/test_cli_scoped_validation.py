@@ -103,7 +103,9 @@ def test_other_campaigns_run_and_the_broken_one_is_refused_alone(project):
     ran = directmail(project, "run", "winter_catalog", "--run-time", RUN_TIME)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     outbound = project / "landing" / "outbound"
-    manifest = json.loads((outbound / "winter_catalog.manifest.json").read_text())
+    manifest = json.loads(
+        (outbound / f"winter_catalog_{RUN_TIME[:10].replace('-', '')}.manifest.json").read_text()
+    )
     assert manifest["run_id"] == f"winter_catalog@{RUN_TIME}" and manifest["total_rows"] > 0
     assert all((outbound / item["name"]).is_file() for item in manifest["files"])
 

@@ -29,7 +29,8 @@ def test_flow_delivers_and_publishes_the_report_artifact(prefect_harness, sample
     record = run_campaign_flow("winter_catalog", RUN_TIME, str(sample_project))
     assert record.status == "delivered"
     delivered = sorted(p.name for p in (sample_project / "landing" / "outbound").iterdir())
-    assert "winter_catalog.manifest.json" in delivered and "winter_catalog_002.csv.sha256" in delivered
+    stem = f"winter_catalog_{RUN_TIME[:10].replace('-', '')}"
+    assert f"{stem}.manifest.json" in delivered and f"{stem}_002.csv.sha256" in delivered
     assert set(record.step_seconds) == {"check", "build", "extract", "write", "deliver", "record"}
 
     with get_client(sync_client=True) as client:

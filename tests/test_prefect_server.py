@@ -157,7 +157,9 @@ def test_serve_creates_deployments_runs_on_demand_and_follows_edits(sample_proje
             "delivered",
         )  # the slot's time is the run time
         assert artifacts and f"| Exported | {exported:,} |" in artifacts[0].data
-        assert "winter_catalog.manifest.json" in str(landing_files(sample_project))
+        assert f"winter_catalog_{run_time[:10].replace('-', '')}.manifest.json" in str(
+            landing_files(sample_project)
+        )
     finally:
         stop(serving)
 

@@ -93,7 +93,7 @@ def test_sample_campaigns_delivered_to_sftp_encrypted_s3_and_azure(
         assert mailhouse_key.decrypt(held[part + ".gpg"]) == plain[part]
         digest = hashlib.sha256(held[part + ".gpg"]).hexdigest()
         assert held[part + ".gpg.sha256"].decode() == f"{digest}  {part.split('/')[-1]}.gpg\n"
-    manifest = json.loads(held["outbound/winter_catalog.manifest.json"])
+    manifest = json.loads(held["outbound/winter_catalog_20261123.manifest.json"])
     assert [f["name"] for f in manifest["files"]] == [p.split("/")[-1] + ".gpg" for p in parts]
 
     # lapsed_postcard → S3, then the same configuration pointed at Azure Blob for the next run

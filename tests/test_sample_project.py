@@ -151,7 +151,7 @@ def _edit(path: Path, old: str, new: str) -> None:
         ),
         (
             "models/campaigns/_campaigns__models.yml",
-            "file_name: outbound/winter_catalog.csv",
+            'file_name: "outbound/{campaign}_{run_date}.csv"',
             "file_name: ../winter.csv",
             "error: models/campaigns/_campaigns__models.yml: models.winter_catalog.config.meta.direct_mail."
             "file_name: file_name must not contain '..', '.' or empty folders",

@@ -23,7 +23,7 @@ class LocalDestination:
         temporary = final.with_name(f".{final.name}.partial")
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(local_path, temporary)
+            _place(local_path, temporary)
             with temporary.open("rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(temporary, final)
@@ -51,3 +51,13 @@ class LocalDestination:
 
     def close(self) -> None:
         pass
+
+
+def _place(local_path: Path, temporary: Path) -> None:
+    """A hard link when the staged file is on the same file system (no second copy of a large drop to
+    write), else a copy. The staged file is never written again once staged, so sharing it is safe."""
+    temporary.unlink(missing_ok=True)  # left by an attempt that was killed
+    try:
+        os.link(local_path, temporary)
+    except OSError:  # another file system, or one without hard links
+        shutil.copyfile(local_path, temporary)
