@@ -1,8 +1,8 @@
 """The extract's data contract, checked with pandera on every Arrow batch before anything is delivered.
 
 All written columns arrive as text (the warehouse formats them), so the checks are about what a mail house
-can print: required address fields filled, ISO country codes, maximum lengths, and values the configured
-encoding can represent.
+can print: required address fields filled, ISO country codes, maximum lengths, values the configured
+encoding can represent and, in a fixed-width file, values that fit their column on one line.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from directmail.errors import Finding
 from directmail.extract import IDENTITY, ROW
 
 MAX_REPORTED_FAILURES = 20
+# Names of the fixed-width checks, as failure cases report them.
+COLUMN_WIDTH = "column_width"
+LINE_BREAK = "line_break"
 
 
 @lru_cache(maxsize=8)
@@ -80,11 +83,12 @@ class ExtractValidator:
     campaign: Campaign
     labels: list[str]
     encoding: str
+    column_widths: dict[str, int] | None = None  # a fixed-width file's: values must fit, on one line
     failures: list[Failure] = field(default_factory=list)
     failure_count: int = 0
 
     def __post_init__(self) -> None:
-        self.schema = build_schema(self.campaign, self.labels, self.encoding)
+        self.schema = build_schema(self.campaign, self.labels, self.encoding, self.column_widths)
 
     def validate(self, batch: pa_arrow.RecordBatch) -> None:
         frame = pl.from_arrow(batch)
@@ -115,6 +119,11 @@ class ExtractValidator:
         return "\n".join(lines)
 
     def _explain(self, failure: Failure) -> str:
+        if failure.check == COLUMN_WIDTH:
+            width = (self.column_widths or {}).get(failure.column)
+            return f"{len(failure.value)} characters, wider than its column width {width}"
+        if failure.check == LINE_BREAK:
+            return f"{failure.value!r} holds a line break (CR or LF), which a fixed-width line cannot hold"
         unencodable = list(dict.fromkeys(c for c in failure.value if not encodes(c, self.encoding)))
         if unencodable:
             return f"{''.join(unencodable)!r} cannot be written in {self.encoding}"
@@ -129,8 +138,12 @@ class ExtractValidator:
         return f"{failure.value!r} failed {failure.check}"
 
 
-def build_schema(campaign: Campaign, labels: list[str], encoding: str) -> pa.DataFrameSchema:
+def build_schema(
+    campaign: Campaign, labels: list[str], encoding: str, column_widths: dict[str, int] | None = None
+) -> pa.DataFrameSchema:
+    """`column_widths` (fixed_width): a column's limit is the smaller of its width and its max_lengths."""
     spec = campaign.spec
+    widths = column_widths or {}
     required = set(spec.address_columns.required()) if spec.address_columns else set()
     country = spec.address_columns.country if spec.address_columns else None
     pattern = encodable_pattern(encoding)
@@ -141,8 +154,12 @@ def build_schema(campaign: Campaign, labels: list[str], encoding: str) -> pa.Dat
             checks.append(pa.Check.str_length(min_value=1))
         if label == country:
             checks.append(pa.Check.str_matches(r"^[A-Z]{2}$"))
-        if label in spec.max_lengths:
-            checks.append(pa.Check.str_length(max_value=spec.max_lengths[label]))
+        limit = spec.max_lengths.get(label)
+        if limit is not None and (label not in widths or limit < widths[label]):
+            checks.append(pa.Check.str_length(max_value=limit))
+        if label in widths:
+            checks.append(pa.Check.str_length(max_value=widths[label], error=COLUMN_WIDTH))
+            checks.append(pa.Check.str_matches(r"^[^\r\n]*$", error=LINE_BREAK))
         if pattern is not None:
             checks.append(pa.Check.str_matches(pattern))
         columns[label] = pa.Column(pl.Utf8, checks=checks, nullable=False)
