@@ -170,7 +170,8 @@ def test_a_value_wider_than_its_column_stops_the_run_naming_row_and_column(kit):
 def test_a_line_break_in_a_value_stops_the_run_naming_row_and_column(kit):
     kit.sql(
         """create table campaign as select * from (values
-            ('P1', 'a' || chr(10) || 'b'), ('P2', 'fine'), ('P3', 'c' || chr(13) || 'd')
+            ('P1', 'a' || chr(10) || 'b'), ('P2', 'fine'), ('P3', 'c' || chr(13) || 'd'),
+            ('P4', 'twelve chars' || chr(13) || chr(10))
         ) as t(profile_id, name)"""
     )
     meta = {"file_name": "n.txt", "sort_by": ["profile_id"], "column_widths": {"name": 10}}
@@ -180,7 +181,11 @@ def test_a_line_break_in_a_value_stops_the_run_naming_row_and_column(kit):
     reason = "holds a line break (CR or LF), which a fixed-width line cannot hold"
     assert f"row 1 (identity P1), column 'name': 'a\\nb' {reason}" in message
     assert f"row 3 (identity P3), column 'name': 'c\\rd' {reason}" in message
-    assert "P2" not in message and len(message.splitlines()) == 3  # one line per finding
+    assert (
+        f"row 4 (identity P4), column 'name': 'twelve chars\\r\\n' {reason}; "
+        "14 characters, wider than its column width 10"
+    ) in message
+    assert "P2" not in message and len(message.splitlines()) == 4  # one line per finding
     assert not (kit.directory / "landing").exists()
 
 
@@ -358,3 +363,11 @@ def test_a_run_refuses_widths_that_do_not_match_the_model_before_any_work(kit):
 )
 def test_number_types_are_right_aligned(type_name, number):
     assert is_number(type_name) is number
+
+
+def test_an_empty_drop_with_on_empty_deliver_holds_only_the_notes(kit):
+    kit.sql("create table campaign as select 'P1' as profile_id, 'Ana' as name where false")
+    meta = {"file_name": "e.txt", "header_note": "HDR", "footer_note": "FTR", "column_widths": {"name": 4}}
+    record = run_fixed(kit, meta, {"on_empty": "deliver", "encoding": "utf-8-sig"})
+    assert kit.landing()["e.txt"] == b"\xef\xbb\xbfHDR\nFTR\n"
+    assert record.exported == 0
