@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 
 import pytest
 import yaml
@@ -371,3 +372,89 @@ def test_an_empty_drop_with_on_empty_deliver_holds_only_the_notes(kit):
     record = run_fixed(kit, meta, {"on_empty": "deliver", "encoding": "utf-8-sig"})
     assert kit.landing()["e.txt"] == b"\xef\xbb\xbfHDR\nFTR\n"
     assert record.exported == 0
+
+
+# -- end to end: a fixed-width campaign added to a copy of the sample dbt project, through the CLI --------
+
+E2E_MODEL = """\
+select
+    profile_id,
+    first_name as "Prénom",
+    normalized_postal_code as "CP",
+    normalized_city as "Ville",
+    normalized_country_code as "Pays",
+    order_count as "Commandes",
+    round(lifetime_value, 2) as "Montant"
+from {{ ref('int_profiles_qualified') }}
+where is_active_customer
+"""
+E2E_WIDTHS = {"Prénom": 30, "CP": 10, "Ville": 40, "Pays": 2, "Commandes": 5, "Montant": 12}
+E2E_CONFIGURATION = """
+  mailhouse_fixed:
+    routing: landing
+    format: fixed_width
+    line_ending: crlf
+"""
+
+
+def _e2e_yaml(configuration: str, widths: dict | None) -> str:
+    meta = {
+        "configuration": configuration,
+        "file_name": "outbound/fixed_flyer.txt",
+        "header_note": "FIXED FLYER",
+        "sort_by": ["CP"],
+    }
+    if widths is not None:
+        meta["column_widths"] = widths
+    model = {"name": "fixed_flyer", "config": {"materialized": "table", "meta": {"direct_mail": meta}}}
+    return yaml.safe_dump({"version": 2, "models": [model]}, allow_unicode=True, sort_keys=False)
+
+
+@pytest.mark.slow
+def test_a_fixed_width_campaign_previews_runs_and_validates_in_the_sample_project(tmp_path, monkeypatch):
+    from tests.conftest import copy_sample_project
+    from tests.test_sample_project import RUN_TIME as SAMPLE_RUN_TIME
+    from tests.test_sample_project import cli, landing_files
+
+    monkeypatch.delenv("DIRECTMAIL_WAREHOUSE", raising=False)
+    project = copy_sample_project(tmp_path / "project")
+    (project / "models" / "campaigns" / "fixed_flyer.sql").write_text(E2E_MODEL)
+    campaign_yaml = project / "models" / "campaigns" / "_fixed.yml"
+    campaign_yaml.write_text(_e2e_yaml("mailhouse_fixed", E2E_WIDTHS))
+    config = project / "direct_mail.yml"
+    config.write_text(
+        config.read_text().replace("\nconfigurations:\n", "\nconfigurations:" + E2E_CONFIGURATION)
+    )
+
+    preview = cli(project, "preview", "fixed_flyer", "--raw", "--limit", "3", "--run-time", SAMPLE_RUN_TIME)
+    assert preview.exit_code == 0, preview.output
+    ran = cli(project, "run", "fixed_flyer", "--run-time", SAMPLE_RUN_TIME, "--skip-build")
+    assert ran.exit_code == 0, ran.output
+
+    delivered = landing_files(project)["outbound/fixed_flyer.txt"]
+    assert delivered.startswith(preview.stdout_bytes)
+    lines = delivered.decode("utf-8").split("\r\n")
+    assert lines[0] == "FIXED FLYER" and lines[-1] == ""  # no header row of labels; ends with CRLF
+    rows = lines[1:-1]
+    assert len(rows) > 100
+    assert {len(row) for row in rows} == {sum(E2E_WIDTHS.values())}  # characters, whatever the script
+    assert any(not row.isascii() for row in rows)
+    amounts = [row[-12:] for row in rows]
+    assert all(a.startswith(" ") and re.fullmatch(r" *-?\d+(\.\d+)?", a) for a in amounts)  # right-aligned
+    assert all(row[30:40].rstrip() == row[30:40].strip() for row in rows)  # CP left-aligned
+
+    campaign_yaml.write_text(
+        _e2e_yaml("mailhouse_fixed", {k: v for k, v in E2E_WIDTHS.items() if k != "Ville"})
+    )
+    missing = cli(project, "validate", "fixed_flyer")
+    assert missing.exit_code == 1
+    key = "error: models/campaigns/_fixed.yml: models.fixed_flyer.config.meta.direct_mail.column_widths"
+    assert f"{key}: no width for written column 'Ville'" in missing.output
+
+    campaign_yaml.write_text(_e2e_yaml("mailhouse_csv", E2E_WIDTHS))
+    elsewhere = cli(project, "validate", "fixed_flyer")
+    assert elsewhere.exit_code == 1
+    assert (
+        f"{key}: only for format fixed_width; configuration 'mailhouse_csv' has format csv"
+        in elsewhere.output
+    )
