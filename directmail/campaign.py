@@ -17,6 +17,7 @@ from directmail.filenames import path_problem, template_problem
 from directmail.yamlfile import findings_from_validation_error
 
 MAX_COLUMNS = 50
+MAX_COLUMN_WIDTH = 10_000  # characters; a typo of a few zeros would otherwise pad every row to gigabytes
 _SORT_KEY = re.compile(r"^(?P<column>.+?)(?:\s+(?P<direction>asc|desc))?$", re.IGNORECASE)
 
 SingleLine = Annotated[str, StringConstraints(pattern=r"^[^\r\n]*$")]
@@ -137,7 +138,7 @@ class CampaignSpec(StrictModel):
     seed_list: str | None = None
     audience: Literal["all", "new_entrants"] = "all"  # new_entrants: never a profile it delivered to
     # format fixed_width only: characters per written column (checked against the model's columns)
-    column_widths: dict[str, Annotated[int, Field(strict=True, ge=1)]] | None = None
+    column_widths: dict[str, Annotated[int, Field(strict=True, ge=1, le=MAX_COLUMN_WIDTH)]] | None = None
 
     @model_validator(mode="after")
     def _household_order_needs_household(self) -> CampaignSpec:

@@ -2,10 +2,10 @@
 
 A mail house reads such a file by position, so there is no row of labels (the notes stay, as they are).
 The warehouse pads the values in the same SQL that writes the other formats' lines (the dialect's
-`fixed_width_line`): numbers on the left (right-aligned), everything else on the right, NULL as all
-spaces. Widths count characters (Unicode code points), as `len()` and the warehouse's `length()` do; a
-value longer than its width, or holding CR or LF, is refused by validation (schema.py) before anything
-is written, never cut.
+`fixed_width_line`): numbers are padded on the left (right-aligned), everything else on the right, and
+NULL is all spaces. Widths count characters (Unicode code points), as `len()` and the warehouse's
+`length()` do; a value longer than its width, or holding CR or LF, is refused by validation (schema.py)
+before anything is written, never cut.
 """
 
 from __future__ import annotations

@@ -301,6 +301,7 @@ def test_every_written_column_and_only_those_have_a_width():
     [
         ({"name": 0}, "name: Input should be greater than or equal to 1"),
         ({"name": -3}, "name: Input should be greater than or equal to 1"),
+        ({"name": 10_001}, "name: Input should be less than or equal to 10000"),
         ({"name": "20"}, "name: Input should be a valid integer"),
         ({"name": 2.5}, "name: Input should be a valid integer"),
         ({"name": True}, "name: Input should be a valid integer"),
