@@ -17,6 +17,7 @@ from directmail.filenames import path_problem, template_problem
 from directmail.yamlfile import findings_from_validation_error
 
 MAX_COLUMNS = 50
+MAX_COLUMN_WIDTH = 10_000  # characters; a typo of a few zeros would otherwise pad every row to gigabytes
 _SORT_KEY = re.compile(r"^(?P<column>.+?)(?:\s+(?P<direction>asc|desc))?$", re.IGNORECASE)
 
 SingleLine = Annotated[str, StringConstraints(pattern=r"^[^\r\n]*$")]
@@ -136,6 +137,8 @@ class CampaignSpec(StrictModel):
     frequency_cap: FrequencyCap | None = None
     seed_list: str | None = None
     audience: Literal["all", "new_entrants"] = "all"  # new_entrants: never a profile it delivered to
+    # format fixed_width only: characters per written column (checked against the model's columns)
+    column_widths: dict[str, Annotated[int, Field(strict=True, ge=1, le=MAX_COLUMN_WIDTH)]] | None = None
 
     @model_validator(mode="after")
     def _household_order_needs_household(self) -> CampaignSpec:
@@ -210,6 +213,20 @@ def check_against_config(campaign: Campaign, config: DirectMailConfig) -> list[F
             "or address_columns"
         )
         return [Finding(campaign.yaml_file, campaign.key("household"), reason)]
+    return _column_widths_findings(campaign, configuration.format)
+
+
+def _column_widths_findings(campaign: Campaign, file_format: str) -> list[Finding]:
+    """column_widths goes with format fixed_width, and only with it: a width nothing reads is a mistake
+    (most likely the wrong configuration), not a setting to ignore."""
+    widths, key = campaign.spec.column_widths, campaign.key("column_widths")
+    configuration = campaign.spec.configuration
+    if file_format == "fixed_width" and widths is None:
+        reason = f"required: configuration '{configuration}' has format fixed_width (a width per column)"
+        return [Finding(campaign.yaml_file, key, reason)]
+    if file_format != "fixed_width" and widths is not None:
+        reason = f"only for format fixed_width; configuration '{configuration}' has format {file_format}"
+        return [Finding(campaign.yaml_file, key, reason)]
     return []
 
 
@@ -249,6 +266,13 @@ def check_columns(campaign: Campaign, columns: list[str]) -> list[Finding]:
     for column in spec.max_lengths:
         if column not in written:
             error("max_lengths", f"column '{column}' is not a written column")
+    if spec.column_widths is not None:
+        for column in written:
+            if column not in spec.column_widths:
+                error("column_widths", f"no width for written column '{column}'")
+        for column in spec.column_widths:
+            if column not in written:
+                error(f"column_widths.{column}", f"column '{column}' is not a written column")
     return findings
 
 

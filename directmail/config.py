@@ -126,7 +126,7 @@ class FrequencyCap(StrictModel):
 
 class Configuration(StrictModel):
     routing: str
-    format: Literal["csv", "delimited"] = "csv"
+    format: Literal["csv", "delimited", "fixed_width"] = "csv"  # fixed_width: campaigns give column_widths
     separator: str | None = None
     split_threshold: int = Field(default=MAX_SPLIT_THRESHOLD, ge=1, le=MAX_SPLIT_THRESHOLD)
     encoding: Literal["utf-8", "utf-8-sig", "cp1252", "latin-1"] = "utf-8"
@@ -145,6 +145,8 @@ class Configuration(StrictModel):
             raise ValueError('format csv always uses ","; use format: delimited for another separator')
         if self.format == "delimited" and self.separator not in DELIMITED_SEPARATORS:
             raise ValueError(r'separator must be one of "\t", ";", "|", "&" for format delimited')
+        if self.format == "fixed_width" and self.separator is not None:
+            raise ValueError("format fixed_width has no separator: columns are padded to their widths")
         return self
 
     @property

@@ -103,12 +103,13 @@ class ExtractPlan:
     campaign: Campaign
     labels: list[str]
     staging_table: str
+    types: list[str] = dataclasses.field(default_factory=list)  # the warehouse type of each label
     exported: int = 0  # known once the staging table is filled (reason_summary)
 
     def row_number(self, warehouse: Warehouse) -> str:
         return f"({warehouse.dialect.insertion_position()} + 1)"
 
-    def stream_sql(self, warehouse: Warehouse, separator: str, newline: str, limit: int | None = None) -> str:
+    def stream_sql(self, warehouse: Warehouse, encoder: LineEncoder, limit: int | None = None) -> str:
         """Exported rows in file order: row number, identity, the text columns and the finished line."""
         d = warehouse.dialect
         fields = _text_columns(len(self.labels))
@@ -116,7 +117,7 @@ class ExtractPlan:
         rows = self.exported if limit is None else min(self.exported, int(limit))
         return (
             f"select {self.row_number(warehouse)} as {ROW}, {IDENTITY}, {columns}, "
-            f"{d.text_line(fields, separator, newline)} as {LINE} from {self.staging_table} "
+            f"{encoder.line_sql(d, fields)} as {LINE} from {self.staging_table} "
             f"where {d.insertion_position()} < {rows}"
         )
 
@@ -459,7 +460,7 @@ select {IDENTITY}, {copy_key}, {REASON}, {DETAIL}
 from reasoned
 order by {REASON} <> '{EXPORTED}', {order}
 """
-    return ExtractPlan(campaign, labels, staging_table), sql
+    return ExtractPlan(campaign, labels, staging_table, [types[label] for label in labels]), sql
 
 
 DETAILED_REASONS = ("suppressed", "invalid_address")
@@ -491,7 +492,7 @@ def reason_summary(
 def stream_rows(
     warehouse: Warehouse, plan: ExtractPlan, encoder: LineEncoder, batch_size: int = 65_536
 ) -> pa.RecordBatchReader:
-    return warehouse.stream(plan.stream_sql(warehouse, encoder.separator, encoder.newline), batch_size)
+    return warehouse.stream(plan.stream_sql(warehouse, encoder), batch_size)
 
 
 def file_lines(batch: pa.RecordBatch) -> pa.Array:

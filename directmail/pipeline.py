@@ -46,6 +46,7 @@ from directmail.extract import (
     reason_summary,
     stream_rows,
 )
+from directmail.fixedwidth import fixed_width_encoder
 from directmail.history import DELIVERED, DELIVERING, EMPTY, FAILED, History, RunRecord
 from directmail.layout import FileLayout
 from directmail.locking import exclusive, lock_path
@@ -293,9 +294,16 @@ class CampaignRun:
         shutil.rmtree(self.staging_dir, ignore_errors=True)
         self.staging_dir.mkdir(parents=True)
         encoder = self._encoder()
-        if findings := header_findings(self.campaign, self.plan.labels, configuration.encoding):
+        fixed_width = configuration.format == "fixed_width"
+        written_labels = [] if fixed_width else self.plan.labels  # a fixed-width file has no label row
+        if findings := header_findings(self.campaign, written_labels, configuration.encoding):
             raise ConfigError(findings)
-        validator = ExtractValidator(self.campaign, self.plan.labels, configuration.encoding)
+        validator = ExtractValidator(
+            self.campaign,
+            self.plan.labels,
+            configuration.encoding,
+            spec.column_widths if fixed_width else None,
+        )
         if self.seeds is not None:
             validator.validate(self.seeds.batch)
         writer = PartsWriter(
@@ -510,6 +518,11 @@ class CampaignRun:
 
     def _encoder(self) -> LineEncoder:
         configuration = self.configuration
+        if configuration.format == "fixed_width":
+            plan = self.plan
+            return fixed_width_encoder(
+                self.campaign, plan.labels, plan.types, configuration.newline, configuration.encoding
+            )
         return LineEncoder(configuration.field_separator, configuration.newline, configuration.encoding)
 
     def _routing(self) -> Routing | None:

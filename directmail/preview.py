@@ -25,8 +25,8 @@ def preview_lines(
     """The first file's first lines; the whole first file (seed rows, footer) when it is that short."""
     header_note, footer_note = notes
     lines = [encoder.note(header_note)] if header_note is not None else []
-    lines.append(encoder.line(plan.labels))
-    sql = plan.stream_sql(warehouse, encoder.separator, encoder.newline, limit)
+    lines.append(encoder.header(plan.labels))
+    sql = plan.stream_sql(warehouse, encoder, limit)
     for batch in warehouse.stream(sql, batch_size):
         lines.append(encoder.lines(file_lines(batch)))
     if plan.exported <= limit:

@@ -1,8 +1,8 @@
 """The extract's data contract, checked with pandera on every Arrow batch before anything is delivered.
 
 All written columns arrive as text (the warehouse formats them), so the checks are about what a mail house
-can print: required address fields filled, ISO country codes, maximum lengths, and values the configured
-encoding can represent.
+can print: required address fields filled, ISO country codes, maximum lengths, values the configured
+encoding can represent and, in a fixed-width file, values that fit their column on one line.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from functools import lru_cache
 import pandera.polars as pa
 import polars as pl
 import pyarrow as pa_arrow
+from pandera.api.polars.types import PolarsData
 
 from directmail.campaign import Campaign
 from directmail.errors import Finding
 from directmail.extract import IDENTITY, ROW
 
 MAX_REPORTED_FAILURES = 20
+FIXED_WIDTH = "fixed_width"  # the fixed-width check's name, as failure cases report it
 
 
 @lru_cache(maxsize=8)
@@ -80,11 +82,12 @@ class ExtractValidator:
     campaign: Campaign
     labels: list[str]
     encoding: str
+    column_widths: dict[str, int] | None = None  # a fixed-width file's: values must fit, on one line
     failures: list[Failure] = field(default_factory=list)
     failure_count: int = 0
 
     def __post_init__(self) -> None:
-        self.schema = build_schema(self.campaign, self.labels, self.encoding)
+        self.schema = build_schema(self.campaign, self.labels, self.encoding, self.column_widths)
 
     def validate(self, batch: pa_arrow.RecordBatch) -> None:
         frame = pl.from_arrow(batch)
@@ -115,6 +118,8 @@ class ExtractValidator:
         return "\n".join(lines)
 
     def _explain(self, failure: Failure) -> str:
+        if failure.check == FIXED_WIDTH:
+            return _fixed_width_problem(failure.value, (self.column_widths or {}).get(failure.column, 0))
         unencodable = list(dict.fromkeys(c for c in failure.value if not encodes(c, self.encoding)))
         if unencodable:
             return f"{''.join(unencodable)!r} cannot be written in {self.encoding}"
@@ -129,8 +134,12 @@ class ExtractValidator:
         return f"{failure.value!r} failed {failure.check}"
 
 
-def build_schema(campaign: Campaign, labels: list[str], encoding: str) -> pa.DataFrameSchema:
+def build_schema(
+    campaign: Campaign, labels: list[str], encoding: str, column_widths: dict[str, int] | None = None
+) -> pa.DataFrameSchema:
+    """`column_widths` (fixed_width): a column's limit is the smaller of its width and its max_lengths."""
     spec = campaign.spec
+    widths = column_widths or {}
     required = set(spec.address_columns.required()) if spec.address_columns else set()
     country = spec.address_columns.country if spec.address_columns else None
     pattern = encodable_pattern(encoding)
@@ -141,9 +150,31 @@ def build_schema(campaign: Campaign, labels: list[str], encoding: str) -> pa.Dat
             checks.append(pa.Check.str_length(min_value=1))
         if label == country:
             checks.append(pa.Check.str_matches(r"^[A-Z]{2}$"))
-        if label in spec.max_lengths:
-            checks.append(pa.Check.str_length(max_value=spec.max_lengths[label]))
+        limit = spec.max_lengths.get(label)
+        if limit is not None and (label not in widths or limit < widths[label]):
+            checks.append(pa.Check.str_length(max_value=limit))
+        if label in widths:
+            checks.append(_fits(widths[label]))
         if pattern is not None:
             checks.append(pa.Check.str_matches(pattern))
         columns[label] = pa.Column(pl.Utf8, checks=checks, nullable=False)
     return pa.DataFrameSchema(columns, strict=False, name=campaign.name)
+
+
+def _fits(width: int) -> pa.Check:
+    """A fixed-width value: at most `width` characters, on one line (one vectorized pass per column)."""
+
+    def fits(data: PolarsData) -> pl.LazyFrame:
+        value = pl.col(data.key)
+        return data.lazyframe.select((value.str.len_chars() <= width) & ~value.str.contains_any(["\r", "\n"]))
+
+    return pa.Check(fits, error=FIXED_WIDTH)
+
+
+def _fixed_width_problem(value: str, width: int) -> str:
+    problems = []
+    if "\r" in value or "\n" in value:
+        problems.append(f"{value!r} holds a line break (CR or LF), which a fixed-width line cannot hold")
+    if len(value) > width:
+        problems.append(f"{len(value)} characters, wider than its column width {width}")
+    return "; ".join(problems)

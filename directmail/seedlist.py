@@ -94,7 +94,7 @@ def read_seed_rows(
         source = chosen.get(label)
         values.append(d.as_text(q(source), types[source]) if source else "''")
     columns = [f"{value} as {q(label)}" for value, label in zip(values, labels, strict=True)]
-    columns.append(f"{d.text_line(values, encoder.separator, encoder.newline)} as {LINE}")
+    columns.append(f"{encoder.line_sql(d, values)} as {LINE}")
     seed_id = next((name for name, _ in described if name.casefold() == SEED_ID), None)
     identity = f"cast({q(seed_id)} as varchar)" if seed_id else "''"
     order = q(seed_id) if seed_id else ", ".join(q(name) for name, _ in described)

@@ -8,9 +8,13 @@ the encoding is not UTF-8. The header row and notes are written here, with the s
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from directmail.warehouse import SqlDialect
 
 BOM = b"\xef\xbb\xbf"
 
@@ -35,6 +39,14 @@ class LineEncoder:
     def line(self, values: list[str]) -> bytes:
         """One line from Python strings: the header row of labels."""
         return self._encode(self.separator.join(self.field(v) for v in values) + self.newline)
+
+    def header(self, labels: list[str]) -> bytes:
+        """The bytes between the header note and the first data row: the row of labels."""
+        return self.line(labels)
+
+    def line_sql(self, dialect: SqlDialect, fields: list[str]) -> str:
+        """The SQL expression of a finished line from the written columns' text expressions."""
+        return dialect.text_line(fields, self.separator, self.newline)
 
     def note(self, text: str) -> bytes:
         """A header or footer note, written as is (a single line)."""

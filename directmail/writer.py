@@ -1,7 +1,8 @@
 """Write the extract's part files into a private staging folder, streaming batch by batch.
 
-Each part is a complete file: header note, header row, its rows in global order, footer note. Bytes are
-hashed as they are written (after gzip), so the checksum is of exactly what is delivered.
+Each part is a complete file: header note, header row (none in a fixed-width file), its rows in global
+order, footer note. Bytes are hashed as they are written (after gzip), so the checksum is of exactly what
+is delivered.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class PartsWriter:
         self._out.write(self.encoder.file_prefix)
         if self.texts.header_note is not None:
             self._out.write(self.encoder.note(self.texts.header_note))
-        self._out.write(self.encoder.line(self.texts.labels))
+        self._out.write(self.encoder.header(self.texts.labels))
         self._rows_in_part = 0
         self.files.append(StagedFile(name, path, 0, 0, ""))
 

@@ -51,6 +51,13 @@ class SqlDialect(Protocol):
         separator, a double quote or a line break (its quotes doubled); the newline ends the line."""
         ...
 
+    def fixed_width_line(
+        self, fields: list[str], widths: list[int], right_aligned: list[bool], newline: str
+    ) -> str:
+        """One fixed-width line from text expressions: each padded with spaces to its width in
+        characters (on the left when right-aligned), never cut; the newline ends the line."""
+        ...
+
     def text_literal(self, value: str) -> str:
         """A string literal for any text, control characters included (the SQL stays one line)."""
         ...

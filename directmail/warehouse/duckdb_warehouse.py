@@ -57,6 +57,16 @@ class DuckDBDialect:
         joined = f"concat_ws({self.text_literal(separator)}, {', '.join(quoted)})"
         return f"{joined} || {self.text_literal(newline)}"
 
+    def fixed_width_line(
+        self, fields: list[str], widths: list[int], right_aligned: list[bool], newline: str
+    ) -> str:
+        # Not rpad/lpad: they cut a longer value, which validation must see (and refuse) whole.
+        padded = []
+        for field, width, right in zip(fields, widths, right_aligned, strict=True):
+            spaces = f"repeat(' ', greatest({int(width)} - length({field}), 0))"
+            padded.append(f"{spaces} || {field}" if right else f"{field} || {spaces}")
+        return " || ".join([*padded, self.text_literal(newline)])
+
     def text_literal(self, value: str) -> str:
         """A string literal that spells control characters with chr(), so the SQL stays one line."""
         runs = [(printable, "".join(chars)) for printable, chars in groupby(value, str.isprintable)]
