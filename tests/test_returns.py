@@ -101,7 +101,10 @@ def test_encodings_other_than_utf8_are_refused_naming_the_lines():
         "r.csv: line 2: not UTF-8 (byte 0xe9 at character 2); save the file as UTF-8",
         "r.csv: line 4: not UTF-8 (byte 0xe0 at character 2); save the file as UTF-8",
     ]
-    assert refusal("P1,moved\n".encode("utf-16"))[1] == "r.csv: line 1: the file is UTF-16; return files must be UTF-8"
+    assert (
+        refusal("P1,moved\n".encode("utf-16"))[1]
+        == "r.csv: line 1: the file is UTF-16; return files must be UTF-8"
+    )
     assert refusal('P1,"moved\nP2,moved\n')[1].startswith("r.csv: line 1: not readable as CSV")
 
 
@@ -129,7 +132,9 @@ def test_ingest_stores_rows_and_the_file_and_is_idempotent(kit):
     other = store(kit, "P1,moved,2026-11-02\nP3,refused,2026-11-20\n", "second.csv")
     assert (other.rows, other.new) == (2, 1)
     assert kit.sql("select count(*) from direct_mail.returns") == [(3,)]
-    assert kit.sql("select source_file, return_rows, new_returns from direct_mail.return_files order by 1") == [
+    assert kit.sql(
+        "select source_file, return_rows, new_returns from direct_mail.return_files order by 1"
+    ) == [
         ("returns.csv", 2, 2),
         ("second.csv", 2, 1),
     ]
@@ -156,14 +161,19 @@ def test_a_refused_file_stores_nothing(kit, tmp_path):
 
 
 def exclusions(kit) -> dict[str, tuple[str, str]]:
-    rows = kit.sql("select run_id, profile_id, reason, detail from direct_mail.exclusions where reason = 'suppressed'")
+    rows = kit.sql(
+        "select run_id, profile_id, reason, detail from direct_mail.exclusions where reason = 'suppressed'"
+    )
     return {f"{run}:{profile}": (reason, detail) for run, profile, reason, detail in rows}
 
 
 def test_a_returned_profile_is_suppressed_in_later_runs(kit):
     kit.rows(5)
     project = kit.project(META)
-    store(kit, "P000000001,moved,2026-11-02\nP000000003,undeliverable,2026-11-01\nP000000003,deceased,2026-11-05\n")
+    store(
+        kit,
+        "P000000001,moved,2026-11-02\nP000000003,undeliverable,2026-11-01\nP000000003,deceased,2026-11-05\n",
+    )
     record = kit.run(project)
     assert record.excluded["suppressed"] == 2 and record.exported == 3
     assert record.exclusion_details["suppressed"] == {"return:deceased": 1, "return:moved": 1}
