@@ -53,13 +53,15 @@ def returns_deployment(
     routing: str, project_dir: str, cron: str, timezone: str = "UTC", name: str | None = None
 ) -> RunnerDeployment:
     """A deployment that pulls the routing's returns on a cron schedule."""
-    return pull_returns_flow.to_deployment(
+    deployment = pull_returns_flow.to_deployment(
         name=name or f"returns-{routing}",
         schedules=[CronSchedule(cron=cron, timezone=timezone)],
         parameters={"routing": routing, "project_dir": str(Path(project_dir).resolve())},
         description=f"Pull the return files of routing {routing}",
         tags=["directmail"],
     )
+    assert isinstance(deployment, RunnerDeployment)  # called outside an event loop: not a coroutine
+    return deployment
 
 
 def main() -> None:
