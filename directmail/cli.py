@@ -514,8 +514,8 @@ def returns_ingest(
 
     try:
         project_dir, target = _returns_target(ctx)
-        with errors.status(f"ingesting {file.name}"):
-            ingested = ingest_file(file, target, project_dir, progress=errors.print)
+        with errors.status(f"ingesting {file.name}") as status:
+            ingested = ingest_file(file, target, project_dir, progress=status.update)
     except ReturnFileRefused as exc:
         _print_refusal(exc.lines())
         raise typer.Exit(1) from None
@@ -538,8 +538,8 @@ def returns_pull(
         config = load_config(project_dir)
         if _uses_prefect_secrets(SimpleNamespace(config=config)):
             from flows import secret_blocks  # noqa: F401  registers the ${prefect:block} resolver
-        with errors.status(f"pulling returns from {routing}"):
-            report = pull_returns(config, routing, target, project_dir, progress=errors.print)
+        with errors.status(f"pulling returns from {routing}") as status:
+            report = pull_returns(config, routing, target, project_dir, progress=status.update)
     except DirectMailError as exc:
         _fail(exc)
     for line in report.lines():

@@ -238,3 +238,43 @@ def test_cli_ingest_exit_codes_and_messages(sample_project: Path, tmp_path):
         ("C000002",),
     ]
     assert cli(sample_project, "returns", "ingest", str(tmp_path / "missing.csv")).exit_code == 1
+
+
+def test_cli_pull_reports_each_file_and_exits_1_on_a_refused_one(sample_project: Path):
+    from tests.test_sample_project import cli, query
+
+    folder = sample_project / "landing" / "returns"
+    folder.mkdir(parents=True)
+    (folder / "a.csv").write_text("C000001,moved,2026-11-02\n")
+    (folder / "b.csv").write_text("C000002,moved,2026-11-02\n\nC000003,dead,2026-11-02\n")
+    result = cli(sample_project, "returns", "pull", "--routing", "landing")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[1:] == ["ingested a.csv: 1 return(s), 1 new"]
+    assert result.stderr.splitlines() == [
+        "b.csv: refused, nothing stored: 1 bad row",
+        "b.csv: line 3: unknown reason 'dead' (expected one of undeliverable, moved, deceased, refused)",
+    ]
+    (folder / "b.csv").unlink()
+    result = cli(sample_project, "returns", "pull", "--routing", "landing")
+    assert result.exit_code == 0 and "skipped a.csv: already ingested (as a.csv)" in result.stdout
+    assert query(sample_project, "select identity from direct_mail.returns") == [("C000001",)]
+
+    result = cli(sample_project, "returns", "pull", "--routing", "nowhere")
+    assert result.exit_code == 1
+    assert "direct_mail.yml: routing.nowhere: no such routing (defined: landing)" in result.stderr
+
+
+def test_suppress_days_must_be_a_positive_number_of_days(tmp_path):
+    from directmail.config import load_config
+    from directmail.errors import ConfigError
+
+    (tmp_path / "direct_mail.yml").write_text("returns:\n  suppress_days: 0\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    assert "direct_mail.yml: returns.suppress_days: Input should be greater than or equal to 1" in str(
+        caught.value
+    )
+    (tmp_path / "direct_mail.yml").write_text("returns:\n  expire_days: 30\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    assert "returns.expire_days: unknown key" in str(caught.value)
