@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -487,6 +488,70 @@ def report(
     if len(records) > 1:
         lines += ["", "earlier runs:", *(earlier_run_line(record) for record in records[1:])]
     typer.echo("\n".join(lines))
+
+
+# -- returns: a mail house's return files ------------------------------------------------------------
+
+returns_app = typer.Typer(no_args_is_help=True, help="A mail house's return files → direct_mail.returns.")
+app.add_typer(returns_app, name="returns")
+
+
+def _returns_target(ctx: typer.Context) -> tuple[Path, TargetInfo]:
+    from directmail.builder import DbtProject
+
+    dbt = DbtProject(ctx.obj.project_dir, ctx.obj.target)
+    return dbt.project_dir, dbt.target_info()
+
+
+@returns_app.command("ingest")
+def returns_ingest(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A return file: CSV identity,reason[,returned_at].")],
+) -> None:
+    """Store one return file; a file with any bad row is refused whole (exit 1, nothing stored)."""
+    from directmail.returnfile import ReturnFileRefused
+    from directmail.returns import ingest_file
+
+    try:
+        project_dir, target = _returns_target(ctx)
+        with errors.status(f"ingesting {file.name}") as status:
+            ingested = ingest_file(file, target, project_dir, progress=status.update)
+    except ReturnFileRefused as exc:
+        _print_refusal(exc.lines())
+        raise typer.Exit(1) from None
+    except DirectMailError as exc:
+        _fail(exc)
+    console.print(f"ingested {ingested.describe()}", markup=False, highlight=False, soft_wrap=True)
+
+
+@returns_app.command("pull")
+def returns_pull(
+    ctx: typer.Context,
+    routing: Annotated[str, typer.Option(help="The routing whose returns/ folder to read.")],
+) -> None:
+    """Ingest each file of a routing's returns/ folder not ingested before; each file all or nothing."""
+    from directmail.config import load_config
+    from directmail.returns import pull_returns
+
+    try:
+        project_dir, target = _returns_target(ctx)
+        config = load_config(project_dir)
+        if _uses_prefect_secrets(SimpleNamespace(config=config)):
+            from flows import secret_blocks  # noqa: F401  registers the ${prefect:block} resolver
+        with errors.status(f"pulling returns from {routing}") as status:
+            report = pull_returns(config, routing, target, project_dir, progress=status.update)
+    except DirectMailError as exc:
+        _fail(exc)
+    for line in report.lines():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    _print_refusal(report.refusal_lines())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_refusal(lines: list[str]) -> None:
+    for line in lines:
+        errors.print(line, style="red", markup=False, highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -189,6 +189,14 @@ class SuppressionSource(StrictModel):
         return self
 
 
+class ReturnsSettings(StrictModel):
+    """How a mail house's returns (direct_mail.returns) exclude profiles from later runs."""
+
+    suppress_days: int | None = Field(
+        default=None, ge=1, le=36600, description="Days after returned_at a return stops suppressing"
+    )
+
+
 class DirectMailConfig(StrictModel):
     routing: dict[Annotated[str, StringConstraints(pattern=NAME_PATTERN)], Routing] = Field(
         default_factory=dict
@@ -199,6 +207,7 @@ class DirectMailConfig(StrictModel):
     consent: ConsentSource | None = None
     addresses: AddressSource | None = None
     suppression: SuppressionSource | None = None
+    returns: ReturnsSettings = Field(default_factory=ReturnsSettings)
 
     def cross_check(self) -> list[Finding]:
         """Checks between sections: each configuration routes to an existing, active routing."""

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from directmail.campaign import Campaign, SortKey, written_columns
 from directmail.config import AddressSource, ConsentSource, FrequencyCap, SuppressionSource
-from directmail.history import SENDS
+from directmail.history import RETURNS, SENDS
 from directmail.textformat import LineEncoder
 from directmail.warehouse import Warehouse
 
@@ -43,6 +43,8 @@ REASONS = (
 # A spreadsheet runs a cell starting with one of these as a formula (escape_formulas).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 UNKNOWN_ADDRESS = "address:not_validated"
+# A profile with several returns is suppressed under the gravest: its detail is `return:<reason>`.
+RETURN_REASONS_BY_GRAVITY = ("deceased", "refused", "moved", "undeliverable")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,15 @@ class AddressRule:
 class SuppressionRule:
     relation: str
     source: SuppressionSource
+
+
+@dataclass(frozen=True)
+class ReturnsRule:
+    """A mail house's returns (direct_mail.returns) suppress the profile, or only for `suppress_days`
+    after returned_at, counted back from the run time `at`."""
+
+    at: str  # ISO timestamp: the run time
+    suppress_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,7 @@ class Rules:
     frequency: FrequencyRule | None = None
     holdout: bool = True
     new_entrants: NewEntrantsRule | None = None
+    returns: ReturnsRule | None = None
 
 
 @dataclass
@@ -198,6 +210,7 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
             f"from {rules.addresses.relation})"
         )
         parts.joins.append(f"left join address_rows on address_rows.address_identity = {identity}")
+    suppressed = []  # detail expressions, in order of precedence: lists by profile, by household, returns
     if rules.suppression is not None:
         s = rules.suppression.source
         matches = []  # (CTE name, key column in the suppression model, what it is compared with)
@@ -211,10 +224,14 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
                 f"from {rules.suppression.relation} where {key} is not null group by 1)"
             )
             parts.joins.append(f"left join {name} on {name}.suppressed_key = {compared}")
-        suppressed = [f"{name}.list_name" for name, _, _ in matches]
-        if suppressed:
-            list_name = f"coalesce({', '.join(suppressed)})" if len(suppressed) > 1 else suppressed[0]
-            parts.reasons.append((f"{list_name} is not null", "suppressed", list_name))
+        suppressed += [f"{name}.list_name" for name, _, _ in matches]
+    if rules.returns is not None:
+        parts.ctes.append(_returns_cte(warehouse, rules.returns))
+        parts.joins.append(f"left join returned on returned.returned_identity = {identity}")
+        suppressed.append("returned.return_detail")
+    if suppressed:
+        list_name = f"coalesce({', '.join(suppressed)})" if len(suppressed) > 1 else suppressed[0]
+        parts.reasons.append((f"{list_name} is not null", "suppressed", list_name))
     if rules.addresses is not None:
         parts.reasons.append(
             (
@@ -249,6 +266,24 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
         )
         parts.group_reasons.append(("recent_sends.capped_identity is not null", "frequency_cap", detail))
     return parts
+
+
+def _returns_cte(warehouse: Warehouse, rule: ReturnsRule) -> str:
+    """One row per returned identity still suppressing at the run time: `return:<gravest reason>`."""
+    d = warehouse.dialect
+    gravity = " ".join(f"when {d.literal(r)} then {i}" for i, r in enumerate(RETURN_REASONS_BY_GRAVITY))
+    by_gravity = " ".join(
+        f"when {i} then {d.literal('return:' + r)}" for i, r in enumerate(RETURN_REASONS_BY_GRAVITY)
+    )
+    recent = ""
+    if rule.suppress_days is not None:
+        recent = f" and returned_at > {d.days_before(rule.at, rule.suppress_days)}"
+    return (
+        f"returned as (select returned_identity, case gravest {by_gravity} end as return_detail "
+        f"from (select identity as returned_identity, min(case reason {gravity} end) as gravest "
+        f"from {RETURNS} where reason in ({', '.join(d.literal(r) for r in RETURN_REASONS_BY_GRAVITY)})"
+        f"{recent} group by 1) as returns_by_identity)"
+    )
 
 
 def _pieces_sent(warehouse: Warehouse, run_id: str) -> str:

@@ -30,6 +30,8 @@ SENDS = f"{SCHEMA}.sends"
 EXCLUSIONS = f"{SCHEMA}.exclusions"
 SEND_ROWS = f"{SCHEMA}.send_rows"
 EXCLUSION_ROWS = f"{SCHEMA}.exclusion_rows"
+RETURNS = f"{SCHEMA}.returns"
+RETURN_FILES = f"{SCHEMA}.return_files"
 DELIVERING = "delivering"
 DELIVERED = "delivered"
 FAILED = "failed"
@@ -80,6 +82,25 @@ TABLE_DDL = [
         detail varchar,
         recorded_at timestamp not null,
         attempt integer not null
+    )""",
+    # A mail house's returns (directmail/returns.py): one row per identity, reason and returned_at.
+    f"""create table if not exists {RETURNS} (
+        identity varchar not null,
+        reason varchar not null,
+        returned_at timestamp not null,
+        source_file varchar not null,
+        source_sha256 varchar not null,
+        source_line integer not null,
+        ingested_at timestamp not null
+    )""",
+    # Every return file ingested, once per content (sha256), even one that added no new return.
+    f"""create table if not exists {RETURN_FILES} (
+        source_file varchar not null,
+        source_sha256 varchar not null,
+        source varchar not null,
+        return_rows bigint not null,
+        new_returns bigint not null,
+        ingested_at timestamp not null
     )""",
 ]
 

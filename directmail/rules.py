@@ -17,6 +17,7 @@ from directmail.extract import (
     ConsentRule,
     FrequencyRule,
     NewEntrantsRule,
+    ReturnsRule,
     Rules,
     SuppressionRule,
 )
@@ -68,7 +69,8 @@ def resolve_rules(
 ) -> Rules:
     """The run's rules: consent for the configuration's marketing action, address validity and
     suppression from direct_mail.yml's sources, the campaign's (or configuration's) frequency cap, and
-    holdout, and new entrants only; a proof has no history to count and no holdout."""
+    holdout, and new entrants only; a proof has no history to count and no holdout. A mail house's
+    returns suppress in every run, proofs included, as the suppression lists do."""
     config = project.config
     consent = addresses = suppression = frequency = None
     if config.consent and project.consent_relation:
@@ -84,4 +86,13 @@ def resolve_rules(
     new_entrants = None
     if campaign.spec.audience == "new_entrants" and not proof:
         new_entrants = NewEntrantsRule(campaign.name, run_id)
-    return Rules(consent, addresses, suppression, frequency, holdout=not proof, new_entrants=new_entrants)
+    returns = ReturnsRule(run_time, config.returns.suppress_days)
+    return Rules(
+        consent,
+        addresses,
+        suppression,
+        frequency,
+        holdout=not proof,
+        new_entrants=new_entrants,
+        returns=returns,
+    )

@@ -76,6 +76,7 @@ class Kit:
         sources = {
             key: NodeRef(value["model"], f"main.{value['model']}", f"model.test.{value['model']}")
             for key, value in (extra or {}).items()
+            if "model" in value  # a source; other sections (returns) are settings
         }
         return Project(
             self.directory,

@@ -39,6 +39,11 @@ class Destination(Protocol):
         """The size of a delivered file, or None when there is none under that name."""
         ...
 
+    def list(self, relative_folder: str) -> list[str]:
+        """The files directly in a folder (e.g. `returns`), as relative names (`returns/a.csv`), sorted;
+        not its subfolders, nor hidden names (an upload in progress); empty when there is no folder."""
+        ...
+
     def close(self) -> None: ...
 
 

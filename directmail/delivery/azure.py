@@ -18,7 +18,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobPrefix, BlobServiceClient
 
 from directmail.config import AzureRouting
 from directmail.delivery.retry import describe_exception
@@ -119,6 +119,20 @@ class AzureDestination:
             return None
         except AzureError as exc:
             raise self._fail(f"checking {relative_name}", exc) from None
+
+    def list(self, relative_folder: str) -> list[str]:
+        self._check_container()
+        prefix = self.blob_name(relative_folder.strip("/") + "/")
+        names = []
+        try:
+            for item in self.container.walk_blobs(name_starts_with=prefix, delimiter="/"):
+                name = item.name[len(prefix) :]
+                if isinstance(item, BlobPrefix) or not name or name.startswith("."):
+                    continue  # a subfolder, or a hidden name
+                names.append(f"{relative_folder}/{name}")
+        except AzureError as exc:
+            raise self._fail(f"listing {relative_folder}", exc) from None
+        return sorted(names)
 
     def close(self) -> None:
         self.container.close()

@@ -49,6 +49,20 @@ class LocalDestination:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
+    def list(self, relative_folder: str) -> list[str]:
+        folder = self.root / relative_folder
+        try:
+            entries = list(folder.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise DeliveryError(f"could not list {folder}: {exc.strerror or exc}") from None
+        return sorted(
+            f"{relative_folder}/{entry.name}"
+            for entry in entries
+            if entry.is_file() and not entry.name.startswith(".")
+        )
+
     def close(self) -> None:
         pass
 

@@ -138,6 +138,23 @@ class S3Destination:
             relative_name,
         )
 
+    def list(self, relative_folder: str) -> list[str]:
+        self._check_bucket()
+        prefix = self.key(relative_folder.strip("/") + "/")
+        names = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.routing.bucket, Prefix=prefix, Delimiter="/"
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(prefix) :]
+                    if name and not name.startswith("."):
+                        names.append(f"{relative_folder}/{name}")
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(f"listing {relative_folder}", exc) from None
+        return sorted(names)
+
     def _if_present(self, what: str, action: Callable[[str], T], relative_name: str) -> T | None:
         """The action's result on the object, or None when there is no object under that name."""
         self._check_bucket()

@@ -11,6 +11,7 @@ import errno
 import io
 import posixpath
 import socket
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -265,6 +266,24 @@ class SftpDestination:
         return self._if_present(
             f"checking {relative_name}", lambda sftp, path: sftp.stat(path).st_size, relative_name
         )
+
+    def list(self, relative_folder: str) -> list[str]:
+        listed: list[str] = []
+
+        def attempt() -> None:
+            listed.clear()
+            try:
+                entries = self._session().listdir_attr(self.remote_path(relative_folder))
+            except FileNotFoundError:
+                return
+            listed.extend(
+                f"{relative_folder}/{entry.filename}"
+                for entry in entries
+                if stat.S_ISREG(entry.st_mode or 0) and not entry.filename.startswith(".")
+            )
+
+        self._retrying(attempt, f"listing {relative_folder}")
+        return sorted(listed)
 
     def _if_present(
         self, what: str, action: Callable[[paramiko.SFTPClient, str], T], relative_name: str
