@@ -87,13 +87,14 @@ def choose_runs(
     return a, b
 
 
-def previous_run(warehouse: Warehouse, run_id: str, campaign: str) -> CommittedRun | None:
-    """The committed run of the campaign just before `run_id` (by run time), if any."""
+def since_previous(
+    warehouse: Warehouse, campaign: str, run_id: str, limit: int = DEFAULT_LIMIT
+) -> RunDiff | None:
+    """What changed from the campaign's previous committed run to `run_id`; None for its first."""
     run = committed_run(warehouse, campaign, run_id)
-    earlier = [
-        r for r in committed_runs(warehouse, campaign) if (r.run_time, r.run_id) < (run.run_time, run_id)
-    ]
-    return earlier[-1] if earlier else None
+    key = (run.run_time, run.run_id)
+    earlier = [r for r in committed_runs(warehouse, campaign) if (r.run_time, r.run_id) < key]
+    return diff_runs(warehouse, campaign, earlier[-1], run, limit) if earlier else None
 
 
 def diff_runs(
