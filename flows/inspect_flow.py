@@ -1,9 +1,9 @@
 """Prefect flow an operator runs from the UI to ask why a profile was or was not mailed.
 
 `explain_profile(campaign, identity, run_id)` publishes the answer, the line `directmail explain` prints,
-as the artifact `direct-mail-<campaign>-explain`. `directmail serve` and `deploy` register it as the
-deployment `direct-mail-explain/<project folder>`, without a schedule: *Run → Custom run* in the UI asks
-for the parameters. Directly: `python -m flows.inspect_flow winter_catalog P000000042`.
+as the artifact `direct-mail-<campaign>-explain`. `python -m flows.inspect_flow --serve` serves it as the
+deployment `direct-mail-explain/explain` (no schedule): *Run → Custom run* in the UI asks for the
+parameters. Directly: `python -m flows.inspect_flow winter_catalog P000000042`.
 """
 
 from __future__ import annotations
@@ -44,13 +44,21 @@ def explain_profile(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Why one profile was or was not mailed, as a Prefect flow.")
-    parser.add_argument("campaign")
-    parser.add_argument("identity")
+    parser.add_argument("campaign", nargs="?")
+    parser.add_argument("identity", nargs="?")
     parser.add_argument("--run")
     parser.add_argument("--project-dir", default=".")
     parser.add_argument("--target")
+    parser.add_argument("--serve", action="store_true", help="Serve the flow for runs from the UI.")
     args = parser.parse_args()
-    print(explain_profile(args.campaign, args.identity, args.run, args.project_dir, args.target).line)
+    project_dir = str(Path(args.project_dir).resolve())
+    if args.serve:
+        parameters = {"project_dir": project_dir, "target": args.target}
+        explain_profile.serve(name="explain", parameters=parameters, tags=["directmail"])
+        return
+    if not (args.campaign and args.identity):
+        parser.error("CAMPAIGN and IDENTITY are required (or --serve)")
+    print(explain_profile(args.campaign, args.identity, args.run, project_dir, args.target).line)
 
 
 if __name__ == "__main__":
