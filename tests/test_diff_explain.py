@@ -280,3 +280,19 @@ def test_cli_report_json(cli):
     assert run["finished_at"].endswith("Z") and run["message"] is None
     assert [r["run_id"] for r in document["earlier_runs"]] == [A]
     assert set(run) == set(document["earlier_runs"][0])
+
+
+def test_cli_list_json(cli):
+    result = cli("list", "--json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["last_runs_read"] is True
+    by_name = {c["campaign"]: c for c in document["campaigns"]}
+    assert by_name["lapsed_postcard"] == {
+        "campaign": "lapsed_postcard",
+        "status": "active",
+        "configuration": "mailhouse_semicolon_cp1252",
+        "routing": "landing",
+        "schedule": {"cron": "30 7 1 * *", "timezone": "Europe/London", "at": None},
+        "last_run": None,  # the runs' warehouse holds only `campaign` and `other`
+    }
