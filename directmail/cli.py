@@ -231,8 +231,14 @@ def deploy(
     _print_registration(deployments, retired, f"on work pool {work_pool} at {url}")
 
 
+JSON_HELP = "Print one JSON document on stdout instead (keys in docs/cli.md)."
+
+
 @app.command("list")
-def list_campaigns(ctx: typer.Context) -> None:
+def list_campaigns(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
     """Campaigns with status, configuration, routing, schedule and last run."""
     from directmail.history import History
     from directmail.warehouse import WarehouseBusy
@@ -241,11 +247,12 @@ def list_campaigns(ctx: typer.Context) -> None:
         project = _load(ctx)
     except DirectMailError as exc:
         _fail(exc)
+    busy = False
     try:
         last_runs = _read_history(project.dbt, History.last_runs)
     except WarehouseBusy as exc:
         errors.print(f"{exc} (last runs not shown)", markup=False, highlight=False, soft_wrap=True)
-        last_runs = {}
+        last_runs, busy = {}, True
     except DirectMailError as exc:
         _fail(exc)
     rows = []
@@ -264,11 +271,59 @@ def list_campaigns(ctx: typer.Context) -> None:
             }
         row["last run"] = f"{last.run_id} {last.status}, {last.exported:,} rows" if last else ""
         rows.append(row)
-    _print_records(rows, wrap={"schedule"})
+    if as_json:
+        _print_json({"campaigns": _campaigns_json(project, last_runs), "last_runs_read": not busy})
+    else:
+        _print_records(rows, wrap={"schedule"})
     for name in project.invalid_campaigns:
         errors.print(
             f"{name} is invalid: `directmail validate {name}` says why", markup=False, highlight=False
         )
+
+
+def _campaigns_json(project, last_runs: dict) -> list[dict]:
+    """`list --json`: every campaign (an invalid one with status `invalid` and nulls) and its last run."""
+    from directmail.report import utc_iso
+
+    campaigns = []
+    for name in sorted({*project.campaigns, *project.campaign_findings}):
+        campaign = project.campaigns.get(name)
+        spec = campaign.spec if campaign is not None else None
+        configuration = project.config.configurations.get(spec.configuration) if spec else None
+        schedule = spec.schedule if spec else None
+        last = last_runs.get(name)
+        campaigns.append(
+            {
+                "campaign": name,
+                "status": spec.status if spec else "invalid",
+                "configuration": spec.configuration if spec else None,
+                "routing": configuration.routing if configuration else None,
+                "schedule": None
+                if schedule is None
+                else {
+                    "cron": schedule.cron,
+                    "timezone": schedule.timezone,
+                    "at": schedule.at.isoformat() if schedule.at else None,
+                },
+                "last_run": None
+                if last is None
+                else {
+                    "run_id": last.run_id,
+                    "status": last.status,
+                    "run_time": utc_iso(last.run_time),
+                    "finished_at": utc_iso(last.finished_at),
+                    "exported": last.exported,
+                },
+            }
+        )
+    return campaigns
+
+
+def _print_json(document: dict) -> None:
+    """The whole of stdout: one JSON document (UTF-8, not ASCII-escaped), ending with a newline."""
+    import json
+
+    typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
 
 
 def _schedule_text(schedule: Schedule | None) -> str:
@@ -456,10 +511,11 @@ def report(
     campaign: Annotated[str | None, typer.Argument()] = None,
     run: Annotated[str | None, typer.Option("--run", help="A run id.")] = None,
     limit: Annotated[int, typer.Option(help="Runs to list.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """The latest run's report (of a campaign, or a given run id), and the runs before it."""
     from directmail.builder import DbtProject
-    from directmail.report import earlier_run_line, to_lines, to_rich
+    from directmail.report import earlier_run_line, to_json, to_lines, to_rich
 
     try:
         dbt = DbtProject(ctx.obj.project_dir, ctx.obj.target)
@@ -469,6 +525,9 @@ def report(
     if not records:
         errors.print("no runs recorded" + (f" for {campaign or run}" if campaign or run else ""))
         raise typer.Exit(1)
+    if as_json:
+        _print_json({"run": to_json(records[0]), "earlier_runs": [to_json(r) for r in records[1:]]})
+        return
     shown = [to_rich(records[0])]
     if len(records) > 1:
         table = Table(title="earlier runs", title_justify="left")
@@ -488,6 +547,71 @@ def report(
     if len(records) > 1:
         lines += ["", "earlier runs:", *(earlier_run_line(record) for record in records[1:])]
     typer.echo("\n".join(lines))
+
+
+@app.command()
+def diff(
+    ctx: typer.Context,
+    campaign: str,
+    run_a: Annotated[
+        str | None, typer.Argument(help="The earlier run id (default: the committed run before RUN_B).")
+    ] = None,
+    run_b: Annotated[
+        str | None, typer.Argument(help="The later run id (default: the latest committed run).")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=0, help="Profiles listed per direction (counts are complete).")
+    ] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Who was added or dropped between two committed runs of a campaign, and why."""
+    from directmail.builder import DbtProject
+    from directmail.diff import choose_runs, diff_runs
+    from directmail.diff_report import to_json, to_lines, to_rich
+
+    def compare(history):
+        a, b = choose_runs(history.warehouse, campaign, run_a, run_b)
+        return diff_runs(history.warehouse, campaign, a, b, limit)
+
+    try:
+        result = _read_history(DbtProject(ctx.obj.project_dir, ctx.obj.target), compare)
+    except DirectMailError as exc:
+        _fail(exc)
+    if as_json:
+        _print_json(to_json(result))
+        return
+    shown = to_rich(result)
+    if _fits(shown):
+        console.print(shown)
+        return
+    typer.echo("\n".join(to_lines(result)))
+
+
+@app.command()
+def explain(
+    ctx: typer.Context,
+    campaign: str,
+    identity: Annotated[str, typer.Argument(help="The profile's identity value, as in direct_mail.sends.")],
+    run: Annotated[
+        str | None, typer.Option("--run", help="A run id (default: the latest committed run).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Why one profile was mailed, held out or excluded in a run, or that it was not in its audience."""
+    from directmail.builder import DbtProject
+    from directmail.explain import explain as explain_profile
+
+    try:
+        dbt = DbtProject(ctx.obj.project_dir, ctx.obj.target)
+        result = _read_history(
+            dbt, lambda history: explain_profile(history.warehouse, campaign, identity, run)
+        )
+    except DirectMailError as exc:
+        _fail(exc)
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    typer.echo(result.line)
 
 
 # -- returns: a mail house's return files ------------------------------------------------------------

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from rich.console import Group
 from rich.table import Table
 
@@ -117,3 +120,39 @@ def to_rich(record: RunRecord) -> Group:
     if record.message:
         parts.append(f"[red]{record.message}[/red]")
     return Group(*parts)
+
+
+def utc_iso(moment: datetime | None) -> str | None:
+    """A naive UTC timestamp of the history as ISO 8601 with `Z` (fractions only when there are some)."""
+    if moment is None:
+        return None
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return text + (f".{moment.microsecond:06d}" if moment.microsecond else "") + "Z"
+
+
+def to_json(record: RunRecord) -> dict[str, Any]:
+    """One run as `directmail report --json` prints it (keys documented in docs/cli.md): the columns of
+    `direct_mail.runs`, timestamps as ISO 8601 UTC, the JSON columns as objects."""
+    return {
+        "run_id": record.run_id,
+        "campaign": record.campaign,
+        "status": record.status,
+        "run_time": utc_iso(record.run_time),
+        "started_at": utc_iso(record.started_at),
+        "finished_at": utc_iso(record.finished_at),
+        "delivery_started_at": utc_iso(record.delivery_started_at),
+        "configuration": record.configuration,
+        "destination": record.destination,
+        "attempt": record.attempt,
+        "committed_attempt": record.committed_attempt,
+        "targeted": record.targeted,
+        "excluded": dict(_excluded_items(record)),
+        "exclusion_details": record.exclusion_details,
+        "holdout": record.holdout,
+        "duplicates_removed": record.duplicates_removed,
+        "exported": record.exported,
+        "seed_rows": record.seed_rows,
+        "files": [dict(f) for f in record.files],
+        "step_seconds": record.step_seconds,
+        "message": record.message or None,
+    }

@@ -18,12 +18,16 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from directmail.diff import since_previous
+from directmail.diff_report import to_markdown as changes_markdown
 from directmail.errors import AlreadyDelivered, DeliveryError, Settled
-from directmail.history import RunRecord
+from directmail.history import DELIVERED, EMPTY, RunRecord
 from directmail.locking import exclusive
 from directmail.pipeline import WORK_DIR, CampaignRun, RunOptions, parse_run_time
-from directmail.project import load_project
+from directmail.project import Project, load_project
+from directmail.reading import read_warehouse
 from directmail.report import to_markdown
+from directmail.secrets import scrub
 from flows import secret_blocks  # noqa: F401  registers ${prefect:block} secret references
 
 SKIPPED = "skipped"
@@ -67,6 +71,8 @@ def run_campaign_flow(
             _publish(run.record)
             raise
     _publish(record)
+    if record.status in (DELIVERED, EMPTY) and not dry_run:
+        _publish_changes(project, record)
     return record
 
 
@@ -100,8 +106,38 @@ def _worth_retrying(task, task_run, state) -> bool:
 
 
 def _publish(record: RunRecord) -> None:
-    key = re.sub(r"[^a-z0-9-]+", "-", f"direct-mail-{record.campaign}".lower())
-    create_markdown_artifact(to_markdown(record), key=key, description=f"Direct mail run {record.run_id}")
+    create_markdown_artifact(
+        to_markdown(record), key=artifact_key(record.campaign), description=f"Direct mail run {record.run_id}"
+    )
+
+
+CHANGES_LISTED = 20  # profiles listed per direction in the artifact; its counts are complete
+
+
+def _publish_changes(project: Project, record: RunRecord) -> None:
+    """The artifact `direct-mail-<campaign>-changes`: who was added or dropped since the previous
+    committed run, and why. The drop is delivered already: a failure here is logged, never raised."""
+    logger = get_run_logger()
+    try:
+        diff = read_warehouse(
+            project.dbt, lambda w: since_previous(w, record.campaign, record.run_id, CHANGES_LISTED)
+        )
+    except Exception as exc:
+        logger.warning(f"changes since the previous run not published: {scrub(str(exc))}")
+        return
+    if diff is None:
+        title = f"# Changes since the previous run: `{record.campaign}`"
+        markdown = f"{title}\n\n`{record.run_id}` is its first committed run: nothing to compare."
+    else:
+        markdown = changes_markdown(diff)
+    create_markdown_artifact(
+        markdown, key=artifact_key(record.campaign, "changes"), description=f"Changes in {record.run_id}"
+    )
+
+
+def artifact_key(campaign: str, suffix: str = "") -> str:
+    """`direct-mail-<campaign>[-<suffix>]`: artifact keys allow lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(filter(None, ["direct-mail", campaign, suffix])).lower())
 
 
 def main() -> None:

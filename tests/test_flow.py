@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -126,3 +127,73 @@ def test_a_flow_run_settles_a_drop_whose_history_write_failed(prefect_harness, s
     [(status, exported)] = query(sample_project, "select status, exported from direct_mail.runs")
     [(sends,)] = query(sample_project, "select count(*) from direct_mail.sends where not is_holdout")
     assert status == "delivered" and sends == exported > 0
+
+
+def _artifact(key: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC
+        )
+    assert artifacts, f"no artifact {key}"
+    return artifacts[0].data
+
+
+def test_a_delivery_publishes_the_changes_and_explain_answers_from_the_flow(prefect_harness, sample_project):
+    """The changes artifact is the library's diff of the two runs; the explain flow publishes the line
+    `directmail explain` prints, and fails with the CLI's message for an unknown run."""
+    from directmail.builder import DbtProject
+    from directmail.diff import since_previous
+    from directmail.diff_report import to_markdown
+    from directmail.explain import explain
+    from directmail.reading import read_warehouse
+    from flows.campaign_flow import run_campaign_flow
+    from flows.inspect_flow import explain_profile
+    from tests.test_sample_project import query
+
+    first = run_campaign_flow("winter_catalog", RUN_TIME, str(sample_project))
+    assert first.status == "delivered"
+    assert _artifact("direct-mail-winter-catalog-changes").endswith(
+        f"`{first.run_id}` is its first committed run: nothing to compare."
+    )
+    mailed = query(
+        sample_project,
+        f"select profile_id from direct_mail.sends where run_id = '{first.run_id}' and not is_holdout "
+        "order by profile_id limit 3",
+    )
+    with (sample_project / "seeds" / "suppression_list.csv").open("a", encoding="utf-8") as seed:
+        seed.writelines(f"do_not_mail,{profile},,,,,,,2026-11-25\n" for (profile,) in mailed)
+    # a week after the pieces were sent (now), so that the campaign's 6-day frequency cap has passed
+    later = f"{datetime.now(UTC) + timedelta(days=7):%Y-%m-%dT%H:%M:%SZ}"
+    second = run_campaign_flow("winter_catalog", later, str(sample_project))
+    assert second.status == "delivered"
+
+    dbt = DbtProject(sample_project)
+    diff = read_warehouse(dbt, lambda w: since_previous(w, "winter_catalog", second.run_id, 20))
+    assert diff is not None and diff.run_a.run_id == first.run_id
+    assert diff.dropped.by_reason.get("suppressed") == 3
+    markdown = _artifact("direct-mail-winter-catalog-changes")
+    assert markdown == to_markdown(diff)
+    assert "| Dropped | suppressed | 3 |" in markdown
+
+    [(profile,)] = query(
+        sample_project,
+        f"select profile_id from direct_mail.exclusions where run_id = '{second.run_id}' "
+        "and reason = 'suppressed' and detail = 'do_not_mail' order by profile_id limit 1",
+    )
+    answer = explain_profile("winter_catalog", profile, project_dir=str(sample_project))
+    assert answer.line == f"{profile} in {second.run_id}: excluded as suppressed (do_not_mail)"
+    assert answer == read_warehouse(dbt, lambda w: explain(w, "winter_catalog", profile))
+    assert _artifact("direct-mail-winter-catalog-explain").endswith(answer.line)
+
+    state = explain_profile(
+        "winter_catalog",
+        profile,
+        "winter_catalog@2020-01-01T00:00:00Z",
+        str(sample_project),
+        return_state=True,
+    )
+    assert state.is_failed() and "no run 'winter_catalog@2020-01-01T00:00:00Z' recorded" in state.message
