@@ -185,17 +185,21 @@ def _prefect_api_url() -> str:
 
 def _print_registration(deployments, retired, where: str) -> None:
     for deployment in deployments:
-        schedule = deployment.schedules[0].schedule
-        when = getattr(schedule, "cron", None) or getattr(schedule, "rrule", "").replace("\n", " ")
+        if deployment.schedules:
+            schedule = deployment.schedules[0].schedule
+            when = getattr(schedule, "cron", None) or getattr(schedule, "rrule", "").replace("\n", " ")
+            when = f"{when} ({schedule.timezone})"
+        else:
+            when = "no schedule, run from the UI"
         console.print(
-            f"deployment direct-mail-campaign/{deployment.name}: {when} ({schedule.timezone}) {where}",
+            f"deployment {deployment.flow_name}/{deployment.name}: {when} {where}",
             highlight=False,
             soft_wrap=True,
         )
     for item in retired:
-        line = f"paused direct-mail-campaign/{item.name}: {item.reason}"
+        line = f"paused {item.flow}/{item.name}: {item.reason}"
         console.print(line, highlight=False, soft_wrap=True)
-    if not deployments:
+    if not any(deployment.flow_name == "direct-mail-campaign" for deployment in deployments):
         console.print("no active campaign has a schedule: nothing to serve", highlight=False)
 
 

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from directmail.errors import ConfigError, Finding
+from directmail.schedule import Schedule
 from directmail.secrets import Secret, SecretRef
 from directmail.yamlfile import findings_from_validation_error, load_yaml_mapping
 
@@ -189,12 +190,20 @@ class SuppressionSource(StrictModel):
         return self
 
 
+class ReturnsPull(StrictModel):
+    """`directmail serve` pulls this routing's returns/ folder on this schedule."""
+
+    routing: str
+    schedule: Schedule
+
+
 class ReturnsSettings(StrictModel):
     """How a mail house's returns (direct_mail.returns) exclude profiles from later runs."""
 
     suppress_days: int | None = Field(
         default=None, ge=1, le=36600, description="Days after returned_at a return stops suppressing"
     )
+    pull: ReturnsPull | None = None
 
 
 class DirectMailConfig(StrictModel):
@@ -221,6 +230,14 @@ class DirectMailConfig(StrictModel):
                 )
             elif routing.status != "active":
                 findings.append(Finding(CONFIG_FILE, key, f"routing '{configuration.routing}' is a draft"))
+        if self.returns.pull is not None:
+            name = self.returns.pull.routing
+            if name not in self.routing:
+                findings.append(
+                    Finding(CONFIG_FILE, "returns.pull.routing", f"routing '{name}' is not defined")
+                )
+            elif self.routing[name].status != "active":
+                findings.append(Finding(CONFIG_FILE, "returns.pull.routing", f"routing '{name}' is a draft"))
         if self.consent is None:
             findings.append(
                 Finding(CONFIG_FILE, "consent", "no consent source: consent cannot be enforced", "warning")

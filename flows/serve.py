@@ -6,6 +6,10 @@ deployments of this project whose campaign was removed, set to draft or unschedu
 runs stay in the UI's history), and a deployment is named after its campaign, so serving again after
 editing a campaign's YAML updates it in place. A campaign with configuration errors is never scheduled
 (its deployment, if any, is paused) and is named on stderr; the others are served as usual.
+
+Beside the campaigns: `direct-mail-explain/explain` (no schedule: an operator runs it from the UI with a
+campaign and an identity), and, when direct_mail.yml sets `returns.pull`, `direct-mail-returns/returns`
+pulling that routing's return files on its schedule (paused again when the key is removed).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from prefect.deployments.runner import RunnerDeployment
 from directmail.campaign import Campaign, Schedule
 from directmail.project import Project, load_project
 from flows.campaign_flow import run_campaign_flow
+from flows.inspect_flow import explain_profile
+from flows.returns_flow import FLOW_NAME as RETURNS_FLOW
+from flows.returns_flow import pull_returns_flow
 
 FLOW_NAME = "direct-mail-campaign"
 TAG = "directmail"
@@ -63,10 +70,37 @@ def campaign_deployments(project: Project) -> list[RunnerDeployment]:
     return deployments
 
 
+def service_deployments(project: Project) -> list[RunnerDeployment]:
+    """The explain flow for the UI, and the scheduled pull of return files when `returns.pull` is set."""
+    project_dir = str(project.directory.resolve())
+    deployments = [
+        explain_profile.to_deployment(
+            name="explain",
+            parameters={"project_dir": project_dir},
+            description="Why a profile was mailed, held out or excluded in a campaign's run",
+            tags=[TAG],
+        )
+    ]
+    pull = project.config.returns.pull
+    if pull is not None:
+        deployments.append(
+            pull_returns_flow.to_deployment(
+                name="returns",
+                schedules=[prefect_schedule(pull.schedule)],
+                parameters={"routing": pull.routing, "project_dir": project_dir},
+                description=f"Pull the return files of routing {pull.routing}",
+                tags=[TAG],
+                paused=False,
+            )
+        )
+    return [d for d in deployments if isinstance(d, RunnerDeployment)]
+
+
 @dataclass
 class Retired:
     name: str
     reason: str
+    flow: str = FLOW_NAME
 
 
 def pause_retired(project: Project) -> list[Retired]:
@@ -95,6 +129,15 @@ def pause_retired(project: Project) -> list[Retired]:
             if not deployment.paused:  # stopping `serve` pauses its deployments already
                 client.pause_deployment(deployment.id)
             retired.append(Retired(deployment.name, reason))
+        if project.config.returns.pull is None:
+            pulls = client.read_deployments(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[RETURNS_FLOW])),
+                deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[TAG])),
+            )
+            for deployment in pulls:
+                if deployment.parameters.get("project_dir") == project_dir and not deployment.paused:
+                    client.pause_deployment(deployment.id)
+                    retired.append(Retired(deployment.name, "returns.pull removed", RETURNS_FLOW))
     return retired
 
 
@@ -118,7 +161,7 @@ def register(
     names each invalid campaign, which is never scheduled."""
     for item in skipped_invalid(project):
         say(f"not scheduled: campaign {item.name}: {item.reason}")
-    deployments = campaign_deployments(project)
+    deployments = campaign_deployments(project) + service_deployments(project)
     if work_pool is not None:
         for deployment in deployments:
             deployment.apply(work_pool_name=work_pool)
@@ -138,7 +181,7 @@ def main() -> None:
     args = parser.parse_args()
     deployments, retired = register(load_project(Path(args.project_dir), args.target))
     for item in retired:
-        print(f"paused {FLOW_NAME}/{item.name}: {item.reason}")
+        print(f"paused {item.flow}/{item.name}: {item.reason}")
     serve_deployments(deployments)
 
 

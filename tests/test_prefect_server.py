@@ -116,8 +116,10 @@ def test_serve_creates_deployments_runs_on_demand_and_follows_edits(sample_proje
     serving = start_serve(sample_project, prefect_api, tmp_path / "serve.log")
     try:
         with get_client(sync_client=True) as client:
-            wait_until(lambda: len(read_deployments(client)) == 2, 120, "deployments")
+            wait_until(lambda: len(read_deployments(client)) == 3, 120, "deployments")
             deployments = read_deployments(client)
+            explain = deployments["explain"]  # run from the UI with a campaign and an identity
+            assert explain.schedules == [] and explain.parameters == {"project_dir": str(sample_project)}
             winter = deployments["winter_catalog"]
             assert [(s.schedule.cron, s.schedule.timezone) for s in winter.schedules] == [
                 ("0 6 * * 1", "Europe/Paris")

@@ -1,8 +1,9 @@
 {#-
     Return rates: per campaign and delivered run, the pieces mailed, the pieces the mail house sent
     back, their share and the count per reason. A return is matched to the latest run that mailed its
-    identity on or before returned_at; an identity returned for several reasons counts once per run,
-    under the gravest (deceased, refused, moved, undeliverable), as the runner's suppression does.
+    identity on or before the day of returned_at (return files give days); an identity returned for
+    several reasons counts once per run, under the gravest (deceased, refused, moved, undeliverable), as
+    the runner's suppression does.
 -#}
 with
 
@@ -53,7 +54,8 @@ matched as (
     inner join sends
         on
             returns.identity = sends.profile_id
-            and returns.returned_at >= sends.sent_at
+            -- by day: a mail house dates a return, often without a time of day
+            and cast(returns.returned_at as date) >= cast(sends.sent_at as date)
 
 ),
 
