@@ -1,6 +1,8 @@
-"""One benchmark stage per process (`python -m bench.stages STAGE PROJECT OUTPUT`), so that the parent
-reads each stage's own peak RSS. Prints a JSON report on stdout, with the seconds of the stage's work
-alone (not the process start, imports or the dbt project's parse)."""
+"""One benchmark stage per process (`python -m bench.stages STAGE PROJECT OUTPUT [ROWS]`), so that the
+parent reads each stage's own peak RSS. Prints a JSON report on stdout, with the seconds of the stage's
+work alone (not the process start, imports or the dbt project's parse). directmail is imported only by
+the stages that run it, so the floor's and the peers' RSS hold none of it. A peer stage given ROWS
+(directmail's exported count) fails unless it wrote exactly as many."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
+import yaml  # type: ignore[import-untyped]
 
-from directmail.pipeline import CampaignRun, RunOptions, parse_run_time
-from directmail.project import load_project
+if TYPE_CHECKING:
+    from directmail.pipeline import CampaignRun
 
 CAMPAIGN = "winter_catalog"
 RUN_TIME = "2026-11-23T06:00:00Z"
@@ -30,11 +34,14 @@ def _database(project: Path) -> str:
 
 
 def _run(project: Path, skip_build: bool) -> CampaignRun:
+    from directmail.pipeline import CampaignRun, RunOptions, parse_run_time
+    from directmail.project import load_project
+
     options = RunOptions(parse_run_time(RUN_TIME), dry_run=True, skip_build=skip_build)
     return CampaignRun(load_project(project), CAMPAIGN, options)
 
 
-def build(project: Path, output: Path) -> dict:
+def build(project: Path, output: Path, rows: int | None = None) -> dict:
     run = _run(project, skip_build=False)
     try:
         run.check()
@@ -48,7 +55,7 @@ def build(project: Path, output: Path) -> dict:
     return {"seconds": seconds}
 
 
-def extract(project: Path, output: Path) -> dict:
+def extract(project: Path, output: Path, rows: int | None = None) -> dict:
     """Everything from the built table to part files on disk: the runner's extract and write steps."""
     run = _run(project, skip_build=True)
     try:
@@ -73,44 +80,53 @@ def extract(project: Path, output: Path) -> dict:
     }
 
 
-def floor(project: Path, output: Path) -> dict:
+def floor_sql(project: Path, output: Path) -> str:
+    """The floor: the written columns in file order, straight out with DuckDB's COPY."""
+    return (
+        f"copy (select {WRITTEN} from main.{CAMPAIGN} order by {SORT} nulls last) "
+        f"to '{output / 'floor.csv'}' (header, delimiter ',')"
+    )
+
+
+def floor(project: Path, output: Path, rows: int | None = None) -> dict:
     output.mkdir(parents=True)
     with duckdb.connect(_database(project), read_only=True) as con:
         started = time.perf_counter()
-        con.execute(
-            f"copy (select {WRITTEN} from main.{CAMPAIGN} order by {SORT} nulls last) "
-            f"to '{output / 'floor.csv'}' (header, delimiter ',')"
-        )
+        con.execute(floor_sql(project, output))
     return {"seconds": time.perf_counter() - started}
 
 
-def pandas(project: Path, output: Path) -> dict:
-    import pandera.pandas as pa
+def _peer(run, project: Path, output: Path, rows: int | None) -> dict:
+    """A peer (bench/peers.py) from the built table to part files, with the project's split_threshold."""
+    from bench.peers import Job
 
-    output.mkdir(parents=True)
-    with duckdb.connect(_database(project), read_only=True) as con:
-        started = time.perf_counter()
-        frame = con.sql(f"select * from main.{CAMPAIGN}").df()
-    required = pa.Check.str_length(min_value=1)
-    schema = pa.DataFrameSchema(
-        {
-            "address_line_1": pa.Column(str, required, nullable=True),
-            "postal_code": pa.Column(str, required, nullable=True),
-            "city": pa.Column(str, required, nullable=True),
-            "country_code": pa.Column(str, pa.Check.str_matches(r"^[A-Z]{2}$"), nullable=True),
-        }
+    config = yaml.safe_load((project / "direct_mail.yml").read_text(encoding="utf-8"))
+    job = Job(
+        Path(_database(project)), config["configurations"]["mailhouse_csv"]["split_threshold"], RUN_TIME
     )
-    try:  # the built table still holds the rows the runner would exclude: count, as the runner does
-        schema.validate(frame, lazy=True)
-        failures = 0
-    except pa.errors.SchemaErrors as exc:
-        failures = len(exc.failure_cases)
-    frame = frame.sort_values(SORT.split(", "), na_position="last", kind="stable")
-    frame[WRITTEN.split(", ")].to_csv(output / "pandas.csv", index=False)
-    return {"seconds": time.perf_counter() - started, "rows": len(frame), "failures": failures}
+    started = time.perf_counter()
+    written = run(job, output)
+    seconds = time.perf_counter() - started
+    if rows is not None and written != rows:
+        raise SystemExit(f"{run.__name__} wrote {written:,} rows; directmail exported {rows:,}")
+    return {"seconds": seconds, "rows": written}
+
+
+def pandas(project: Path, output: Path, rows: int | None = None) -> dict:
+    from bench.peers import run_pandas
+
+    return _peer(run_pandas, project, output, rows)
+
+
+def polars(project: Path, output: Path, rows: int | None = None) -> dict:
+    from bench.peers import run_polars
+
+    return _peer(run_polars, project, output, rows)
 
 
 if __name__ == "__main__":
     stage, project, output = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    report = {"build": build, "extract": extract, "floor": floor, "pandas": pandas}[stage](project, output)
+    rows = int(sys.argv[4]) if len(sys.argv) > 4 else None
+    stages = {"build": build, "extract": extract, "floor": floor, "pandas": pandas, "polars": polars}
+    report = stages[stage](project, output, rows)
     print(json.dumps(report))
