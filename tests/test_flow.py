@@ -48,6 +48,45 @@ def test_flow_delivers_and_publishes_the_report_artifact(prefect_harness, sample
     assert again.status == "skipped" and "already delivered" in again.message
 
 
+def test_fixed_width_files_and_new_entrants_as_flow_runs(prefect_harness, sample_project):
+    """A fixed-width campaign the sample lacks, and the sample's new-entrants campaign, run by the flow."""
+    from flows.campaign_flow import run_campaign_flow
+    from tests.test_fixed_width import E2E_CONFIGURATION, E2E_MODEL, E2E_WIDTHS, _e2e_yaml
+    from tests.test_sample_project import landing_files, query
+
+    (sample_project / "models" / "campaigns" / "fixed_flyer.sql").write_text(E2E_MODEL)
+    (sample_project / "models" / "campaigns" / "_fixed.yml").write_text(
+        _e2e_yaml("mailhouse_fixed", E2E_WIDTHS)
+    )
+    config = sample_project / "direct_mail.yml"
+    config.write_text(
+        config.read_text().replace("\nconfigurations:\n", "\nconfigurations:" + E2E_CONFIGURATION)
+    )
+
+    fixed = run_campaign_flow("fixed_flyer", RUN_TIME, str(sample_project))
+    assert fixed.status == "delivered" and fixed.exported > 100
+    lines = landing_files(sample_project)["outbound/fixed_flyer.txt"].decode("utf-8").split("\r\n")
+    assert lines[0] == "FIXED FLYER" and lines[-1] == ""
+    assert {len(line) for line in lines[1:-1]} == {sum(E2E_WIDTHS.values())}
+
+    first = run_campaign_flow("lapsed_postcard", RUN_TIME, str(sample_project))
+    later = run_campaign_flow("lapsed_postcard", "2026-12-01T07:30:00Z", str(sample_project))
+    assert first.status == "delivered" and first.exported > 0
+    [(already_sent, other_run)] = query(
+        sample_project,
+        "select count(*), count(*) filter (where detail not like '%lapsed_postcard@2026-11-23T06:00:00Z%') "
+        "from direct_mail.exclusions where run_id = 'lapsed_postcard@2026-12-01T07:30:00Z' "
+        "and reason = 'already_sent'",
+    )
+    assert already_sent > 0 and other_run == 0  # each names the run that sent the profile
+    [(mailed_twice,)] = query(
+        sample_project,
+        "select count(*) from (select profile_id from direct_mail.sends where campaign = 'lapsed_postcard' "
+        "and not is_holdout group by profile_id having count(*) > 1)",
+    )
+    assert mailed_twice == 0 and later.status in ("delivered", "empty")
+
+
 def test_library_never_imports_prefect():
     code = (
         "import sys, directmail.cli, directmail.pipeline, directmail.project, directmail.checks;"
