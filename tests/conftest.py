@@ -107,3 +107,28 @@ def mailhouse_key(tmp_path_factory):
         yield key
     finally:
         key.close()
+
+
+# -- Prefect: a temporary API for flow tests ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+def latest_artifact(key: str) -> str:
+    """The newest artifact under `key` (a flow run's report), as Markdown."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC
+        )
+    assert found, f"no artifact {key}"
+    return found[0].data

@@ -6,19 +6,9 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from tests.conftest import REPO
+from tests.conftest import REPO, latest_artifact
 
 RUN_TIME = "2026-11-23T06:00:00Z"
-
-
-@pytest.fixture(scope="module")
-def prefect_harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
 
 
 def test_flow_delivers_and_publishes_the_report_artifact(prefect_harness, sample_project):
@@ -168,19 +158,6 @@ def test_a_flow_run_settles_a_drop_whose_history_write_failed(prefect_harness, s
     assert status == "delivered" and sends == exported > 0
 
 
-def _artifact(key: str) -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
-
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC
-        )
-    assert artifacts, f"no artifact {key}"
-    return artifacts[0].data
-
-
 def test_a_delivery_publishes_the_changes_and_explain_answers_from_the_flow(prefect_harness, sample_project):
     """The changes artifact is the library's diff of the two runs; the explain flow publishes the line
     `directmail explain` prints, and fails with the CLI's message for an unknown run."""
@@ -195,7 +172,7 @@ def test_a_delivery_publishes_the_changes_and_explain_answers_from_the_flow(pref
 
     first = run_campaign_flow("winter_catalog", RUN_TIME, str(sample_project))
     assert first.status == "delivered"
-    assert _artifact("direct-mail-winter-catalog-changes").endswith(
+    assert latest_artifact("direct-mail-winter-catalog-changes").endswith(
         f"`{first.run_id}` is its first committed run: nothing to compare."
     )
     mailed = query(
@@ -214,7 +191,7 @@ def test_a_delivery_publishes_the_changes_and_explain_answers_from_the_flow(pref
     diff = read_warehouse(dbt, lambda w: since_previous(w, "winter_catalog", second.run_id, 20))
     assert diff is not None and diff.run_a.run_id == first.run_id
     assert diff.dropped.by_reason.get("suppressed") == 3
-    markdown = _artifact("direct-mail-winter-catalog-changes")
+    markdown = latest_artifact("direct-mail-winter-catalog-changes")
     assert markdown == to_markdown(diff)
     assert "| Dropped | suppressed | 3 |" in markdown
 
@@ -226,7 +203,7 @@ def test_a_delivery_publishes_the_changes_and_explain_answers_from_the_flow(pref
     answer = explain_profile("winter_catalog", profile, project_dir=str(sample_project))
     assert answer.line == f"{profile} in {second.run_id}: excluded as suppressed (do_not_mail)"
     assert answer == read_warehouse(dbt, lambda w: explain(w, "winter_catalog", profile))
-    assert _artifact("direct-mail-winter-catalog-explain").endswith(answer.line)
+    assert latest_artifact("direct-mail-winter-catalog-explain").endswith(answer.line)
 
     state = explain_profile(
         "winter_catalog",

@@ -2,30 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
+from tests.conftest import latest_artifact
 from tests.test_sample_project import query
-
-
-@pytest.fixture(scope="module")
-def prefect_harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
-
-
-def artifact(key: str) -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
-
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC
-        )
-    assert found, f"no artifact {key}"
-    return found[0].data
 
 
 def test_flow_ingests_the_folder_publishes_the_report_and_fails_on_a_refused_file(
@@ -41,7 +19,7 @@ def test_flow_ingests_the_folder_publishes_the_report_and_fails_on_a_refused_fil
 
     report = pull_returns_flow("landing", str(sample_project))
     assert [(i.name, i.new) for i in report.ingested] == [("week_47.csv", 2)]
-    markdown = artifact("direct-mail-returns-landing")
+    markdown = latest_artifact("direct-mail-returns-landing")
     assert "1 file(s) ingested (2 new returns)" in markdown and "| week_47.csv | 2 | 2 |" in markdown
     assert query(sample_project, "select identity from direct_mail.returns order by 1") == [("C1",), ("C2",)]
 
@@ -49,7 +27,7 @@ def test_flow_ingests_the_folder_publishes_the_report_and_fails_on_a_refused_fil
     state = pull_returns_flow("landing", str(sample_project), return_state=True)
     assert state.is_failed()
     assert "week_48.csv: line 2: unknown reason 'gone'" in state.message
-    markdown = artifact("direct-mail-returns-landing")
+    markdown = latest_artifact("direct-mail-returns-landing")
     assert "0 file(s) ingested (0 new returns), 1 already ingested, 1 refused" in markdown
     assert "week_48.csv: line 2: unknown reason 'gone'" in markdown
     assert query(sample_project, "select count(*) from direct_mail.returns") == [(2,)]
