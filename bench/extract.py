@@ -11,7 +11,8 @@ child process of its own so that its peak RSS is its own:
   with no exclusions, validation, split or notes;
 - pandas: the table read into pandas, validated with pandera's pandas backend, sorted, `to_csv`.
 With `--sftp`, the 1 M (or the largest) extract is also uploaded with directmail's SFTP and OpenSSH's
-`sftp` to a local sshd. Results are printed and written to bench/RESULTS.md with the date and machine.
+`sftp` to a local sshd. Results are printed and written to bench/RESULTS.md with the date and machine
+(its "Start-up" section, written by bench/startup.py, is kept).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import startup
 from tests.conftest import copy_sample_project
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -147,7 +149,7 @@ def main() -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     RESULTS.write_text(
         f"# Benchmark results\n\n{stamp} on {machine}; "
-        f"`python -m bench.extract --sizes {args.sizes}`.\n\n{text}\n"
+        f"`python -m bench.extract --sizes {args.sizes}`.\n\n{text}\n{startup.saved_section()}"
     )
 
 
