@@ -23,6 +23,7 @@ import json
 import os
 import re
 import sys
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -254,7 +255,8 @@ class ParseCache:
             return
         document = self._read() or {"format": FORMAT}
         document[section] = {"key": key, "value": value}
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        # One temporary name per process and thread (a `serve` process loads projects in threads).
+        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temporary.write_text(json.dumps(document, ensure_ascii=False, sort_keys=True), encoding="utf-8")
