@@ -157,6 +157,17 @@ def test_a_broken_cache_file_is_parsed_around(project, parses, damage):
     assert json.loads(cache.read_text())["nodes"]["key"] == key  # rewritten
 
 
+def test_meta_json_cannot_carry_is_parsed_every_time(project, parses):
+    """A YAML key that is a number would come back from JSON as text: such a project is not cached."""
+    edit(
+        project / CAMPAIGNS_YML, "          status: active\n", "          status: active\n          1: one\n"
+    )
+    for _ in range(2):
+        with pytest.raises(ConfigError, match=r"direct_mail\.1: Keys should be strings"):
+            load_project(project).campaign("winter_catalog")
+    assert len(parses) == 2
+
+
 def test_a_non_literal_env_var_name_means_no_cache(project, parses):
     (project / "macros" / "dynamic.sql").write_text(
         "{% macro dynamic(name) %}{{ env_var(name, 'x') }}{% endmacro %}\n"
