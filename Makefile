@@ -44,8 +44,9 @@ demo: sample  ## Sample warehouse → both sample campaigns → files in landing
 test: setup test-servers  ## The whole test suite (starts and stops its own servers)
 	$(RUN) pytest -q
 
-bench: setup test-servers  ## Extract vs the COPY floor and pandas (BENCH_SIZES=1000000,3000000,10000000 for all)
+bench: setup test-servers  ## Extract vs the COPY floor and pandas (BENCH_SIZES=1000000,3000000,10000000 for all); start-up
 	$(RUN) python -m bench.extract --sizes $(BENCH_SIZES) --sftp
+	$(RUN) python -m bench.startup --profiles $(PROFILES)
 
 warehouse/directmail.duckdb:
 	$(MAKE) sample

@@ -19,7 +19,8 @@ child process of its own so that its peak RSS is its own:
   exit.
 With `--sftp`, the 1 M (or the largest) extract is also uploaded with directmail's SFTP and OpenSSH's
 `sftp` to a local sshd. Results are printed and written to bench/RESULTS.md with the date and machine,
-each target marked met or missed at the largest size measured.
+each target marked met or missed at the largest size measured (its "Start-up" section, written by
+bench/startup.py, is kept).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from pathlib import Path
 
 import duckdb
 
+from bench import startup
 from tests.conftest import copy_sample_project
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -252,7 +254,7 @@ def main() -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     RESULTS.write_text(
         f"# Benchmark results\n\n{stamp} on {machine}; "
-        f"`python -m bench.extract --sizes {args.sizes}`.\n\n{text}\n"
+        f"`python -m bench.extract --sizes {args.sizes}`.\n\n{text}\n{startup.saved_section()}"
     )
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import fcntl
-import http.client
 import os
 import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,6 +73,9 @@ def use_local_prefect_server(project_dir: Path) -> str | None:
         return None
     if not url.startswith(("http://", "https://")):
         return None
+    import http.client  # here: the read commands start without them
+    import urllib.request
+
     no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the server is local
     try:
         with no_proxy.open(url.rstrip("/") + "/health", timeout=0.5) as response:
@@ -131,8 +132,6 @@ def validate(
     ] = False,
 ) -> None:
     """Check direct_mail.yml and the campaigns; one line per finding."""
-    from directmail.checks import check_project
-
     try:
         project = _load(ctx)
     except ConfigError as exc:
@@ -140,6 +139,8 @@ def validate(
         raise typer.Exit(1) from None
     except DirectMailError as exc:
         _fail(exc)
+    from directmail.checks import check_project  # after loading: YAML errors are reported at once
+
     with errors.status("checking campaign columns"):
         # Every campaign's own findings (or the named ones'): a broken campaign is reported here, while
         # `validate` of another campaign, and its runs, are not held up by it.

@@ -18,6 +18,7 @@ import pyarrow as pa
 from directmail.campaign import Campaign, SortKey, written_columns
 from directmail.config import AddressSource, ConsentSource, FrequencyCap, SuppressionSource
 from directmail.history import RETURNS, SENDS
+from directmail.reasons import REASONS
 from directmail.textformat import LineEncoder
 from directmail.warehouse import Warehouse
 
@@ -27,19 +28,6 @@ REASON = "_dm_reason"
 DETAIL = "_dm_detail"
 LINE = "_dm_line"
 EXPORTED = "exported"
-# In the order they are applied: a profile is counted once, under the first reason that applies.
-# No person twice: households and duplicates are resolved before the frequency cap and the holdout, so a
-# capped or held-out person's housemate or duplicate never goes out in their place.
-REASONS = (
-    "no_postal_consent",
-    "suppressed",
-    "invalid_address",
-    "household_duplicate",
-    "duplicate",
-    "already_sent",
-    "frequency_cap",
-    "holdout",
-)
 # A spreadsheet runs a cell starting with one of these as a formula (escape_formulas).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 UNKNOWN_ADDRESS = "address:not_validated"

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import pyarrow as pa
-
 from directmail.warehouse import Warehouse
 
 SCHEMA = "direct_mail"
@@ -208,8 +206,8 @@ class History:
             )
 
     def find(self, run_id: str) -> RunRecord | None:
-        table = self.warehouse.query(f"select * from {RUNS} where run_id = ?", [run_id])
-        return RunRecord.from_row(table.to_pylist()[0]) if table.num_rows else None
+        rows = self.warehouse.rows(f"select * from {RUNS} where run_id = ?", [run_id])
+        return RunRecord.from_row(rows[0]) if rows else None
 
     def save_run(self, record: RunRecord) -> None:
         """Insert or replace the run's row (on its own: for runs that deliver nothing)."""
@@ -217,6 +215,8 @@ class History:
             self._save_run(record)
 
     def _save_run(self, record: RunRecord) -> None:
+        import pyarrow as pa  # here: reading the history (list, report) needs no Arrow
+
         self.warehouse.execute(f"delete from {RUNS} where run_id = ?", [record.run_id])
         self.warehouse.append(RUNS, pa.Table.from_pylist([record.as_row()]))
 
@@ -269,7 +269,7 @@ class History:
             params.append(run_id)
         where = f"where {' and '.join(conditions)}" if conditions else ""
         sql = f"select * from {RUNS} {where} order by started_at desc limit {int(limit)}"
-        return [RunRecord.from_row(row) for row in self.warehouse.query(sql, params).to_pylist()]
+        return [RunRecord.from_row(row) for row in self.warehouse.rows(sql, params)]
 
     def latest_delivery(self, campaign: str) -> RunRecord | None:
         """The campaign's latest run whose delivery started (its files may be at the destination)."""
@@ -279,7 +279,7 @@ class History:
             f"select * from {RUNS} where campaign = ? and delivery_started_at is not null "
             "order by delivery_started_at desc limit 1"
         )
-        rows = self.warehouse.query(sql, [campaign]).to_pylist()
+        rows = self.warehouse.rows(sql, [campaign])
         return RunRecord.from_row(rows[0]) if rows else None
 
     def last_runs(self) -> dict[str, RunRecord]:

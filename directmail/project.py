@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from directmail.builder import DbtProject
 from directmail.campaign import Campaign, check_against_config, parse_campaign_spec
 from directmail.config import CONFIG_FILE, DirectMailConfig, config_warnings, load_config
 from directmail.errors import ConfigError, Finding
+from directmail.parsecache import NodeInfo
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,10 @@ def load_project(directory: Path, target: str | None = None) -> Project:
     Project-wide errors (direct_mail.yml, the consent and address sources) raise ConfigError: nothing can
     run. A campaign's own errors are kept in `campaign_findings`, so that a broken draft does not stop
     every other campaign; `Project.campaign(name)` refuses that one campaign.
+
+    The one loading path of every command. dbt is imported only when its parse is not cached (see
+    directmail/parsecache.py); then errors found without dbt (direct_mail.yml, YAML syntax in the
+    project's files) are reported first, and dbt is not started for a project that cannot run anyway.
     """
     directory = directory.resolve()
     findings: list[Finding] = []
@@ -74,8 +78,13 @@ def load_project(directory: Path, target: str | None = None) -> Project:
     except ConfigError as exc:
         config, findings = None, list(exc.findings)
     dbt = DbtProject(directory, target)
-    manifest = dbt.parse()
-    campaigns, by_campaign = _campaigns_from_manifest(manifest)
+    nodes = dbt.cached_nodes()
+    if nodes is None:
+        findings += dbt.yaml_findings()
+        if _has_error(findings) or config is None:
+            raise ConfigError(findings)
+        nodes = dbt.parse_nodes()
+    campaigns, by_campaign = _campaigns_from_nodes(nodes)
     consent_relation = consent_unique_id = None
     sources: dict[str, NodeRef] = {}
     seeds: dict[str, NodeRef] = {}
@@ -83,7 +92,7 @@ def load_project(directory: Path, target: str | None = None) -> Project:
         for campaign in campaigns.values():
             _add(by_campaign, campaign.name, check_against_config(campaign, config))
         if config.consent is not None:
-            node = _find_node(manifest, config.consent.model)
+            node = _find_node(nodes, config.consent.model)
             if node is None:
                 reason = f"'{config.consent.model}' is not a model or seed of the dbt project"
                 findings.append(Finding(CONFIG_FILE, "consent.model", reason))
@@ -93,23 +102,23 @@ def load_project(directory: Path, target: str | None = None) -> Project:
             source = getattr(config, key)
             if source is None:
                 continue
-            node = _find_node(manifest, source.model)
+            node = _find_node(nodes, source.model)
             if node is None:
                 reason = f"'{source.model}' is not a model or seed of the dbt project"
                 findings.append(Finding(CONFIG_FILE, f"{key}.model", reason))
             else:
-                sources[key] = NodeRef(node.name, node.relation_name, node.unique_id)
+                sources[key] = NodeRef(node.name, node.relation_name or "", node.unique_id)
         findings += config_warnings(config)
     for campaign in campaigns.values():
         name = campaign.spec.seed_list
         if name is None:
             continue
-        node = _find_node(manifest, name)
+        node = _find_node(nodes, name)
         if node is None or node.resource_type != "seed":
             reason = f"'{name}' is not a seed of the dbt project (seed lists are dbt seeds)"
             _add(by_campaign, campaign.name, [Finding(campaign.yaml_file, campaign.key("seed_list"), reason)])
         else:
-            seeds[name] = NodeRef(node.name, node.relation_name, node.unique_id)
+            seeds[name] = NodeRef(node.name, node.relation_name or "", node.unique_id)
     if _has_error(findings) or config is None:
         # Nothing can run; every campaign's findings come along, so that one `validate` shows them all.
         raise ConfigError([*findings, *(f for name in sorted(by_campaign) for f in by_campaign[name])])
@@ -136,25 +145,23 @@ def _add(by_campaign: dict[str, list[Finding]], name: str, findings: list[Findin
         by_campaign.setdefault(name, []).extend(findings)
 
 
-def _campaigns_from_manifest(manifest: Any) -> tuple[dict[str, Campaign], dict[str, list[Finding]]]:
+def _campaigns_from_nodes(nodes: list[NodeInfo]) -> tuple[dict[str, Campaign], dict[str, list[Finding]]]:
     """Every model with `meta.direct_mail`; one whose spec does not parse has findings and no Campaign."""
     campaigns: dict[str, Campaign] = {}
     findings: dict[str, list[Finding]] = {}
-    for node in manifest.nodes.values():
-        if node.resource_type != "model" or "direct_mail" not in (node.config.meta or {}):
+    for node in nodes:
+        if node.resource_type != "model" or "direct_mail" not in node.meta:
             continue
-        yaml_file = (node.patch_path or node.original_file_path).split("://", 1)[-1]
-        spec, errors = parse_campaign_spec(node.name, node.config.meta["direct_mail"], yaml_file)
+        spec, errors = parse_campaign_spec(node.name, node.meta["direct_mail"], node.yaml_file)
         _add(findings, node.name, errors)
         if spec is not None:
+            relation = node.relation_name or ""  # an ephemeral model has none
             campaigns[node.name] = Campaign(
-                node.name, spec, node.unique_id, node.relation_name, yaml_file, list(node.depends_on.nodes)
+                node.name, spec, node.unique_id, relation, node.yaml_file, list(node.depends_on)
             )
     return dict(sorted(campaigns.items())), findings
 
 
-def _find_node(manifest: Any, name: str) -> Any:
-    for node in manifest.nodes.values():
-        if node.resource_type in ("model", "seed", "snapshot") and node.name == name:
-            return node
-    return None
+def _find_node(nodes: list[NodeInfo], name: str) -> NodeInfo | None:
+    """A model, seed or snapshot by name (the nodes hold no other kinds)."""
+    return next((node for node in nodes if node.name == name), None)

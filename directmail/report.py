@@ -9,8 +9,8 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
-from directmail.extract import REASONS
 from directmail.history import RunRecord
+from directmail.reasons import REASONS
 
 
 def _excluded_items(record: RunRecord) -> list[tuple[str, int]]:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Protocol
 
 from directmail.builder import TargetInfo
 from directmail.errors import ConfigError, DirectMailError, Finding
+
+if TYPE_CHECKING:  # not imported by commands that only read the history (start-up time)
+    import pyarrow as pa
 
 
 class WarehouseBusy(DirectMailError):
@@ -73,6 +74,11 @@ class Warehouse(Protocol):
     def stream(self, sql: str, batch_size: int = 65_536) -> pa.RecordBatchReader: ...
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table: ...
+
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        """A small result as Python rows (column → value), without Arrow: for the history reads of side
+        commands, whose start-up time Arrow's import would double."""
+        ...
 
     def execute(self, sql: str, params: list[Any] | None = None) -> None: ...
 

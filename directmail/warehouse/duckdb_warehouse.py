@@ -7,10 +7,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
+
+from directmail.builder import RESOURCE_SETTINGS
+
+if TYPE_CHECKING:  # pyarrow is imported by DuckDB when a result is fetched as Arrow: reads stay light
+    import pyarrow as pa
 
 
 class DuckDBDialect:
@@ -99,9 +103,8 @@ def _iso_timestamp(expression: str, suffix: str = "") -> str:
 
 
 # The runner's memory stays bounded whatever the audience: above this, DuckDB spills to its temp_directory
-# (next to the database file). These keys of the dbt profile's `settings:` apply to the runner too.
+# (next to the database file). The dbt profile's RESOURCE_SETTINGS apply to the runner too.
 DEFAULT_SETTINGS: dict[str, Any] = {"memory_limit": "1GB"}
-RESOURCE_SETTINGS = ("memory_limit", "threads", "temp_directory", "max_temp_directory_size")
 
 
 class DuckDBWarehouse:
@@ -138,6 +141,11 @@ class DuckDBWarehouse:
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         return self._con.sql(sql, params=params or None).to_arrow_table()
+
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        cursor = self._con.execute(sql, params or [])
+        names = [column[0] for column in cursor.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
         self._con.execute(sql, params or [])
