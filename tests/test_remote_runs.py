@@ -107,6 +107,8 @@ def test_sample_campaigns_delivered_to_sftp_encrypted_s3_and_azure(
 
     config["configurations"]["mailhouse_semicolon_cp1252"]["routing"] = "azure_drop"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    campaigns = sample_project / "models" / "campaigns" / "_campaigns__models.yml"  # everyone, not only
+    campaigns.write_text(campaigns.read_text().replace("audience: new_entrants", "audience: all"))  # new ones
     assert cli(sample_project, "run", "lapsed_postcard", "--run-time", "2026-11-24T06:00:00Z").exit_code == 0
     in_azure = azurite.holds("mail-drops")
     stem = "postcards-in/postcards/lapsed_postcard_20261124_060000"
