@@ -208,7 +208,8 @@ def generate_postgres(profiles: int, seed: int = 42) -> dict[str, int]:
     """The same rows as `generate`, written to the PostgreSQL named by libpq's PG* variables.
 
     Generated in an in-memory DuckDB (the same SQL, so the same rows), then moved as Arrow through ADBC
-    in one transaction: a failure leaves the database as it was.
+    in one transaction: a failure leaves the database as it was. Existing tables are emptied and
+    refilled, so the views dbt built on them stay.
     """
     import adbc_driver_postgresql.dbapi as adbc
 
@@ -222,12 +223,22 @@ def generate_postgres(profiles: int, seed: int = 42) -> dict[str, int]:
         }
     try:
         with adbc.connect("postgresql://") as con, con.cursor() as cur:
+            # Emptied and refilled rather than dropped: PostgreSQL would refuse to drop (or cascade to)
+            # the views dbt built on these tables, which DuckDB leaves in place.
             cur.execute("create schema if not exists raw_crm")
             for table, rows in tables.items():
-                cur.adbc_ingest(table, rows, mode="replace", db_schema_name="raw_crm")
-            cur.execute("drop schema if exists direct_mail cascade")
+                cur.execute(f"select to_regclass('raw_crm.{table}') is not null")
+                if cur.fetchone()[0]:
+                    cur.execute(f"truncate table raw_crm.{table}")
+                cur.adbc_ingest(table, rows, mode="create_append", db_schema_name="raw_crm")
             for statement in _postgres_history_ddl():
                 cur.execute(statement)
+            cur.execute(
+                "select table_name from information_schema.tables"
+                " where table_schema = 'direct_mail' and table_type = 'BASE TABLE' order by table_name"
+            )
+            history = ", ".join(f"direct_mail.{name}" for (name,) in cur.fetchall())
+            cur.execute(f"truncate table {history}")  # an empty history, as a new DuckDB sample has
             con.commit()
             counts = {}
             for table in CRM_TABLES:

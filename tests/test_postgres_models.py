@@ -122,7 +122,7 @@ def test_sql_models_build_on_postgres_and_match_duckdb(projects):
     on_duckdb, on_postgres, env = projects
     generated = subprocess.run(
         [sys.executable, "-m", "sampledata.generate", "--target", "postgres", "--profiles", "2000"],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
@@ -190,3 +190,20 @@ def test_sql_models_build_on_postgres_and_match_duckdb(projects):
     columns, postcards = postgres_rows(env, "main.lapsed_postcard")
     assert columns[:3] == ["profile_id", "Greeting", "Name"] and "Postal Code" in columns
     assert {row[1].split(" ")[0] for row in postcards} >= {"Bonjour", "Hallo", "Dear"}
+
+    # A new sample over the built project: tables refilled (dbt's views on them kept), history emptied.
+    with postgres_connection(env) as con, con.cursor() as cursor:
+        cursor.execute(
+            "insert into direct_mail.runs (run_id, campaign, run_time, status) values ('a@1', 'a', now(), 'failed')"
+        )
+        con.commit()
+    again = subprocess.run(
+        [sys.executable, "-m", "sampledata.generate", "--target", "postgres", "--profiles", "1000"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr
+    assert postgres_rows(env, "(select count(*) from main.stg_crm__profiles) as p")[1] == [(1000,)]
+    assert postgres_rows(env, "(select count(*) from direct_mail.runs) as r")[1] == [(0,)]
