@@ -6,6 +6,7 @@ SHELL := /bin/bash
 UV := $(shell uv --version >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 RUN := $(UV) run --frozen
 PROFILES ?= 2000
+TARGET ?= duckdb
 BENCH_SIZES ?= 100000
 
 export DO_NOT_TRACK := 1
@@ -19,16 +20,25 @@ setup:  ## Python environment from uv.lock (bytecode compiled: PYTHONDONTWRITEBY
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen --compile-bytecode
 
-test-servers:  ## What the delivery tests start: sshd + gpg (Debian packages, needs root) and Azurite (npm)
+test-servers:  ## What the tests start: sshd + gpg + PostgreSQL 15 (Debian packages, needs root) and Azurite (npm)
 	@if [ ! -x /usr/sbin/sshd ] || ! command -v gpg >/dev/null || ! command -v ssh-keygen >/dev/null; then \
 		echo "installing openssh-server and gnupg"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server gnupg >/dev/null; \
 	fi
+	@if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
+		echo "installing postgresql-15"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
+	fi
 	@mkdir -p /run/sshd 2>/dev/null || true
 	@test -f node_modules/azurite/dist/src/blob/main.js || npm ci --no-audit --no-fund --loglevel=error
 
-sample: setup  ## (Re)generate the sample CRM into warehouse/directmail.duckdb
+sample: setup  ## (Re)generate the sample CRM into warehouse/directmail.duckdb (TARGET=postgres: the PG* database)
+ifeq ($(TARGET),duckdb)
 	$(RUN) python -m sampledata.generate --database warehouse/directmail.duckdb --profiles $(PROFILES)
+else
+	$(RUN) python -m sampledata.generate --target $(TARGET) --profiles $(PROFILES)
+	$(RUN) dbt seed --target $(TARGET) --profiles-dir . --quiet
+endif
 
 demo: sample  ## Sample warehouse → both sample campaigns → files in landing/ → report → a proof
 	$(RUN) directmail validate

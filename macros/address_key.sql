@@ -2,14 +2,12 @@
     {#-
         The key of an address exactly as captured: the same six raw fields give the same key, any change
         gives a new one, so address validation (int_addresses_validated) runs once per distinct address.
+        The md5 of the fields joined by '|' (a missing field as ''), the same on every adapter.
     -#}
-    md5(concat_ws(
-        '|',
-        coalesce({{ address_line_1 }}, ''),
-        coalesce({{ address_line_2 }}, ''),
-        coalesce({{ postal_code }}, ''),
-        coalesce({{ city }}, ''),
-        coalesce({{ region }}, ''),
-        coalesce({{ country_code }}, '')
-    ))
+    {%- set fields = [] -%}
+    {%- for field in [address_line_1, address_line_2, postal_code, city, region, country_code] -%}
+        {%- if not loop.first %}{% do fields.append("'|'") %}{% endif -%}
+        {%- do fields.append("coalesce(" ~ field ~ ", '')") -%}
+    {%- endfor -%}
+    {{ dbt.hash(dbt.concat(fields)) }}
 {%- endmacro %}

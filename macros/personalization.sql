@@ -1,12 +1,12 @@
 {% macro greeting(language, first_name, last_name) -%}
     {#- A salutation in the profile's language; falls back to English. Japanese uses family name + 様. -#}
     case {{ language }}
-        when 'fr' then coalesce('Bonjour ' || {{ first_name }}, 'Bonjour')
-        when 'de' then coalesce('Hallo ' || {{ first_name }}, 'Hallo')
-        when 'es' then coalesce('Hola ' || {{ first_name }}, 'Hola')
-        when 'pt' then coalesce('Olá ' || {{ first_name }}, 'Olá')
-        when 'ja' then coalesce({{ last_name }} || ' 様', 'お客様')
-        else coalesce('Dear ' || {{ first_name }}, 'Dear customer')
+        when 'fr' then coalesce({{ dbt.concat(["'Bonjour '", first_name]) }}, 'Bonjour')
+        when 'de' then coalesce({{ dbt.concat(["'Hallo '", first_name]) }}, 'Hallo')
+        when 'es' then coalesce({{ dbt.concat(["'Hola '", first_name]) }}, 'Hola')
+        when 'pt' then coalesce({{ dbt.concat(["'Olá '", first_name]) }}, 'Olá')
+        when 'ja' then coalesce({{ dbt.concat([last_name, "' 様'"]) }}, 'お客様')
+        else coalesce({{ dbt.concat(["'Dear '", first_name]) }}, 'Dear customer')
     end
 {%- endmacro %}
 

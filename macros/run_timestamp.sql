@@ -5,8 +5,8 @@
     -#}
     {%- set run_time = var('run_time', none) -%}
     {%- if run_time -%}
-        cast('{{ run_time }}' as timestamp)
+        {{ dbt.cast("'" ~ run_time ~ "'", dbt.type_timestamp()) }}
     {%- else -%}
-        cast({{ dbt.current_timestamp() }} as timestamp)
+        {{ dbt.cast(dbt.current_timestamp(), dbt.type_timestamp()) }}
     {%- endif -%}
 {%- endmacro %}

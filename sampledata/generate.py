@@ -1,4 +1,4 @@
-"""Write a deterministic sample CRM (profiles, consents, orders) into the `raw_crm` schema of a DuckDB file.
+"""Write a deterministic sample CRM (profiles, consents, orders) into the `raw_crm` schema of a warehouse.
 
 Everything is generated in SQL from `range(N)` and stable hashes of (row, seed), so 2,000 profiles for the
 demo and 10 million for the benchmark come from the same code, in seconds, and the same seed always gives
@@ -11,11 +11,17 @@ and each block has its own range, so addresses stay distinct at scale (1 M profi
 addresses; the demo's first 100,000 profiles are unchanged).
 
     python -m sampledata.generate --database warehouse/directmail.duckdb --profiles 2000 --seed 42
+    python -m sampledata.generate --target postgres --profiles 2000  # where PGHOST, PGDATABASE … point
+
+On PostgreSQL the rows are the same: they are generated in an in-memory DuckDB and moved as Arrow through
+ADBC (`adbc_ingest`), in one transaction with the empty history's tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -155,40 +161,117 @@ from per_profile
 """.replace("{reference}", REFERENCE_DATE)
 
 
+CRM_TABLES = ("profiles", "consents", "orders")
+
+# profiles.yml's `postgres` target reads the same variables with the same defaults.
+LIBPQ_DEFAULTS = {"PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "postgres", "PGDATABASE": "directmail"}
+
+
+def _write_crm(con: duckdb.DuckDBPyConnection, profiles: int, seed: int) -> None:
+    con.execute("create schema if not exists raw_crm")
+    con.register("sample_countries", _country_table())
+    con.execute("create or replace temp macro pick(items, h) as items[cast(h % len(items) as bigint) + 1]")
+    con.execute(PROFILES_SQL, {"profiles": profiles, "seed": seed})
+    con.execute(CONSENTS_SQL, {"seed": seed})
+    con.execute(ORDERS_SQL, {"seed": seed})
+
+
 def generate(database: Path, profiles: int, seed: int = 42) -> dict[str, int]:
     """(Re)create raw_crm.profiles, .consents and .orders and an empty history; return the row counts."""
     database.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(database)) as con:
-        con.execute("create schema if not exists raw_crm")
-        con.register("sample_countries", _country_table())
-        con.execute(
-            "create or replace temp macro pick(items, h) as items[cast(h % len(items) as bigint) + 1]"
-        )
-        params = {"profiles": profiles, "seed": seed}
-        con.execute(PROFILES_SQL, params)
-        con.execute(CONSENTS_SQL, {"seed": seed})
-        con.execute(ORDERS_SQL, {"seed": seed})
+        _write_crm(con, profiles, seed)
         # A new sample CRM starts with an empty history (no frequency cap carried over from an earlier
         # sample), whose tables exist so that `dbt build` of the reporting views works.
         con.execute("drop schema if exists direct_mail cascade")
         for statement in HISTORY_DDL:
             con.execute(statement)
         return {
-            table: con.execute(f"select count(*) from raw_crm.{table}").fetchone()[0]
-            for table in ("profiles", "consents", "orders")
+            table: con.execute(f"select count(*) from raw_crm.{table}").fetchone()[0] for table in CRM_TABLES
         }
+
+
+def postgres_location() -> str:
+    """Where the `postgres` target points (host, port, database, user): never the password."""
+    env = {name: os.environ.get(name) or default for name, default in LIBPQ_DEFAULTS.items()}
+    return f"postgresql://{env['PGUSER']}@{env['PGHOST']}:{env['PGPORT']}/{env['PGDATABASE']}"
+
+
+def _postgres_history_ddl() -> list[str]:
+    # The history's DDL is portable SQL except DuckDB's `create view if not exists`.
+    return [
+        statement.replace("create view if not exists", "create or replace view") for statement in HISTORY_DDL
+    ]
+
+
+def generate_postgres(profiles: int, seed: int = 42) -> dict[str, int]:
+    """The same rows as `generate`, written to the PostgreSQL named by libpq's PG* variables.
+
+    Generated in an in-memory DuckDB (the same SQL, so the same rows), then moved as Arrow through ADBC
+    in one transaction: a failure leaves the database as it was. Existing tables are emptied and
+    refilled, so the views dbt built on them stay.
+    """
+    import adbc_driver_postgresql.dbapi as adbc
+
+    for name, default in LIBPQ_DEFAULTS.items():
+        if not os.environ.get(name):
+            os.environ[name] = default  # libpq reads them (and PGPASSWORD) itself: no secret in a URI
+    with duckdb.connect(":memory:") as memory:
+        _write_crm(memory, profiles, seed)
+        tables = {
+            table: memory.sql(f"select * from raw_crm.{table}").to_arrow_table() for table in CRM_TABLES
+        }
+    try:
+        with adbc.connect("postgresql://") as con, con.cursor() as cur:
+            # Emptied and refilled rather than dropped: PostgreSQL would refuse to drop (or cascade to)
+            # the views dbt built on these tables, which DuckDB leaves in place.
+            cur.execute("create schema if not exists raw_crm")
+            for table, rows in tables.items():
+                cur.execute(f"select to_regclass('raw_crm.{table}') is not null")
+                if cur.fetchone()[0]:
+                    cur.execute(f"truncate table raw_crm.{table}")
+                cur.adbc_ingest(table, rows, mode="create_append", db_schema_name="raw_crm")
+            for statement in _postgres_history_ddl():
+                cur.execute(statement)
+            cur.execute(
+                "select table_name from information_schema.tables"
+                " where table_schema = 'direct_mail' and table_type = 'BASE TABLE' order by table_name"
+            )
+            history = ", ".join(f"direct_mail.{name}" for (name,) in cur.fetchall())
+            cur.execute(f"truncate table {history}")  # an empty history, as a new DuckDB sample has
+            con.commit()
+            counts = {}
+            for table in CRM_TABLES:
+                cur.execute(f"select count(*) from raw_crm.{table}")
+                counts[table] = cur.fetchone()[0]
+            return counts
+    except adbc.Error as error:
+        raise SystemExit(f"sample to {postgres_location()} failed: {error}") from None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--target",
+        choices=("duckdb", "postgres"),
+        default="duckdb",
+        help="duckdb: the --database file; postgres: the database libpq's PG* variables name",
+    )
     parser.add_argument("--database", type=Path, default=Path("warehouse/directmail.duckdb"))
     parser.add_argument("--profiles", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     started = time.perf_counter()
-    counts = generate(args.database, args.profiles, args.seed)
+    if args.target == "postgres":
+        if "--database" in sys.argv[1:]:
+            parser.error(
+                "--database names a DuckDB file; --target postgres reads PGHOST, PGPORT, PGDATABASE …"
+            )
+        counts, where = generate_postgres(args.profiles, args.seed), postgres_location()
+    else:
+        counts, where = generate(args.database, args.profiles, args.seed), str(args.database)
     elapsed = time.perf_counter() - started
-    print(f"{args.database}: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()) + f" in {elapsed:.1f} s")
+    print(f"{where}: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()) + f" in {elapsed:.1f} s")
 
 
 if __name__ == "__main__":

@@ -109,6 +109,20 @@ def mailhouse_key(tmp_path_factory):
         key.close()
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL 15 server for the `postgres` target; skipped only where its binaries are missing."""
+    from tests.servers import POSTGRES_BIN, PostgresServer
+
+    if not (POSTGRES_BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL 15 server missing ({POSTGRES_BIN}/initdb): make test-servers installs it")
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 # -- Prefect: a temporary API for flow tests ------------------------------------------------------------
 
 

@@ -3,7 +3,8 @@
 - OpenSSH sshd (Debian's openssh-server) with a temporary host key, authorized_keys and a password user;
 - moto in server mode for S3;
 - Azurite (npm) for Azure Blob;
-- gpg with a throwaway keypair, to decrypt what a server holds.
+- gpg with a throwaway keypair, to decrypt what a server holds;
+- PostgreSQL 15 (Debian's postgresql-15) in a throwaway data directory, for the `postgres` target.
 """
 
 from __future__ import annotations
@@ -319,3 +320,70 @@ class MailHouseKey:
     def close(self) -> None:
         subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "all"], capture_output=True)
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------------
+
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL 15: initdb + pg_ctl in a temporary directory, trust auth on 127.0.0.1.
+
+    PostgreSQL refuses to run as root, so under root the server runs as the `postgres` account the
+    Debian package creates. fsync is off: the data is thrown away with the directory.
+    """
+
+    user = "postgres"
+
+    def __init__(self, database: str = "directmail") -> None:
+        if not (POSTGRES_BIN / "initdb").exists():
+            raise RuntimeError(
+                "PostgreSQL 15 server missing: apt-get install postgresql-15 (make test-servers)"
+            )
+        self.database = database
+        self.port = free_port()
+        # not under pytest's tmp_path (mode 0700): the postgres account must own its directory
+        self.directory = Path(tempfile.mkdtemp(prefix="dm-postgres-"))
+        self.data = self.directory / "data"
+        self.log = self.directory / "postgres.log"
+        if os.geteuid() == 0:
+            account = pwd.getpwnam(self.user)
+            os.chown(self.directory, account.pw_uid, account.pw_gid)
+        self._as_owner(
+            "initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "--no-locale", "-E", "UTF8"
+        )
+        self.start()
+        self._as_owner("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, database)
+
+    def _as_owner(self, program: str, *args: str) -> subprocess.CompletedProcess:
+        command = [str(POSTGRES_BIN / program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", self.user, "--", *command]
+        return run(*command)
+
+    def start(self) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.directory} -c fsync=off"
+        self._as_owner(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "30", "-o", options, "start"
+        )
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """libpq's variables, which profiles.yml's `postgres` target and the sample generator read."""
+        return {
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(self.port),
+            "PGUSER": self.user,
+            "PGPASSWORD": "",
+            "PGDATABASE": self.database,
+        }
+
+    @property
+    def uri(self) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._as_owner("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.directory, ignore_errors=True)

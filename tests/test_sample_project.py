@@ -175,8 +175,8 @@ def test_bad_input_fails_validate_and_run_before_any_work(sample_project, file, 
 def test_duplicate_labels_in_the_model_stop_the_run_before_writing(sample_project):
     _edit(
         sample_project / "models/campaigns/lapsed_postcard.sql",
-        'city as "City",',
-        'city as "City",\n        postal_code as "city",',
+        "city as {{ adapter.quote('City') }},",
+        "city as {{ adapter.quote('City') }},\n        postal_code as \"city\",",
     )
     ran = cli(sample_project, "run", "lapsed_postcard", "--run-time", RUN_TIME)
     assert ran.exit_code == 1

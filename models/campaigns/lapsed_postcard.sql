@@ -16,15 +16,15 @@ lapsed as (
 
     select
         profile_id,
-        {{ greeting('language', 'first_name', 'last_name') }} as "Greeting",
-        concat_ws(' ', first_name, last_name) as "Name",
-        normalized_address_line_1 as "Street",
-        normalized_address_line_2 as "Address 2",
-        normalized_postal_code as "Postal Code",
-        normalized_city as "City",
-        normalized_country_code as "Country",
-        cast(last_ordered_at as date) as "Last order",
-        round(lifetime_value, 2) as "Lifetime value"
+        {{ greeting('language', 'first_name', 'last_name') }} as {{ adapter.quote('Greeting') }},
+        concat_ws(' ', first_name, last_name) as {{ adapter.quote('Name') }},
+        normalized_address_line_1 as {{ adapter.quote('Street') }},
+        normalized_address_line_2 as {{ adapter.quote('Address 2') }},
+        normalized_postal_code as {{ adapter.quote('Postal Code') }},
+        normalized_city as {{ adapter.quote('City') }},
+        normalized_country_code as {{ adapter.quote('Country') }},
+        cast(last_ordered_at as date) as {{ adapter.quote('Last order') }},
+        {{ round_to('lifetime_value', 2) }} as {{ adapter.quote('Lifetime value') }}
 
     from profiles
     where

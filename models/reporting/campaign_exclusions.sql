@@ -38,7 +38,7 @@ reported as (
         per_reason.reason,
         per_reason.profiles,
         runs.targeted,
-        round(100.0 * per_reason.profiles / nullif(runs.targeted, 0), 2) as percent_of_targeted
+        {{ round_to('100.0 * per_reason.profiles / nullif(runs.targeted, 0)', 2) }} as percent_of_targeted
 
     from runs
     inner join per_reason

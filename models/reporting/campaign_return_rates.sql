@@ -102,11 +102,10 @@ reported as (
         runs.run_time,
         coalesce(pieces_per_run.pieces_mailed, 0) as pieces_mailed,
         coalesce(returned_per_run.returned_pieces, 0) as returned_pieces,
-        round(
-            100.0 * coalesce(returned_per_run.returned_pieces, 0)
-            / nullif(pieces_per_run.pieces_mailed, 0),
+        {{ round_to(
+            '100.0 * coalesce(returned_per_run.returned_pieces, 0) / nullif(pieces_per_run.pieces_mailed, 0)',
             2
-        ) as return_rate_percent,
+        ) }} as return_rate_percent,
         coalesce(returned_per_run.undeliverable, 0) as undeliverable,
         coalesce(returned_per_run.moved, 0) as moved,
         coalesce(returned_per_run.deceased, 0) as deceased,

@@ -1,0 +1,209 @@
+"""The sample project on PostgreSQL: the sample CRM, the seeds and every SQL model with its data and unit
+tests build on the `postgres` target, and give the same rows as on DuckDB.
+
+Address validation is a dbt Python model, which dbt-postgres does not run: models downstream of it are
+built on PostgreSQL over DuckDB's validated addresses, copied in as a table of the same name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from tests.conftest import REPO, copy_sample_project
+
+DBT = str(Path(sys.executable).with_name("dbt"))
+RUN_TIME = "2026-11-02 09:00:00"
+VARS = json.dumps({"run_time": RUN_TIME})
+# Built on both targets by `--exclude int_addresses_validated+`, compared row for row.
+SQL_MODELS = [
+    "stg_crm__profiles",
+    "stg_crm__consents",
+    "stg_crm__orders",
+    "stg_catalog__offers",
+    "stg_suppression__entries",
+    "int_addresses_collected",
+    "int_orders_summarized",
+    "int_profiles_offered",
+]
+# Downstream of address validation: built on PostgreSQL over the copied validated addresses.
+DOWNSTREAM_MODELS = ["int_profiles_addressed", "int_profiles_qualified", "int_suppressions_keyed"]
+CAMPAIGNS = ["winter_catalog", "lapsed_postcard"]
+
+
+def dbt(project: Path, env: dict[str, str], *args: str) -> list[dict]:
+    """Run dbt in the project; return run_results.json's results (fails the test with dbt's output)."""
+    result = subprocess.run(
+        [DBT, *args, "--project-dir", str(project), "--profiles-dir", str(project), "--vars", VARS],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    return json.loads((project / "target" / "run_results.json").read_text())["results"]
+
+
+def _value(value):
+    """One value as both adapters' drivers agree on it (numeric scale and float noise aside)."""
+    if isinstance(value, float):
+        return Decimal(repr(round(value, 6))).normalize()
+    if isinstance(value, Decimal):
+        return value.normalize()
+    assert value is None or isinstance(value, str | int | bool | date | datetime), type(value)
+    return value
+
+
+def _rows(rows: list[tuple]) -> list[tuple]:
+    normalized = [tuple(_value(v) for v in row) for row in rows]
+    return sorted(normalized, key=lambda row: tuple((v is None, str(v)) for v in row))
+
+
+def duckdb_rows(project: Path, relation: str) -> tuple[list[str], list[tuple]]:
+    with duckdb.connect(str(project / "warehouse" / "directmail.duckdb"), read_only=True) as con:
+        cursor = con.execute(f"select * from {relation}")
+        return [c[0] for c in cursor.description], _rows(cursor.fetchall())
+
+
+def postgres_connection(env: dict[str, str], database: str | None = None):
+    import psycopg2
+
+    return contextlib.closing(
+        psycopg2.connect(
+            host=env["PGHOST"], port=env["PGPORT"], user=env["PGUSER"], dbname=database or env["PGDATABASE"]
+        )
+    )
+
+
+def postgres_rows(env: dict[str, str], relation: str) -> tuple[list[str], list[tuple]]:
+    with postgres_connection(env) as con, con.cursor() as cursor:
+        cursor.execute(f"select * from {relation}")
+        return [c.name for c in cursor.description], _rows(cursor.fetchall())
+
+
+def test_unit_test_names_fit_postgres_identifiers():
+    """dbt names a unit test's relation after it; PostgreSQL refuses identifiers over 63 bytes."""
+    names = [
+        test["name"]
+        for path in sorted((REPO / "models").rglob("*.yml"))
+        for test in (yaml.safe_load(path.read_text()) or {}).get("unit_tests", [])
+    ]
+    assert len(names) >= 5
+    assert [name for name in names if len(name.encode()) > 63] == []
+
+
+@pytest.fixture
+def projects(tmp_path: Path, postgres, monkeypatch: pytest.MonkeyPatch):
+    """The sample project twice: on DuckDB (built in full) and on the PostgreSQL server (a fresh database)."""
+    monkeypatch.delenv("DIRECTMAIL_WAREHOUSE", raising=False)
+    database = f"sample_{os.getpid()}_{tmp_path.name.replace('-', '_')}"[:63].lower()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env |= {**postgres.environment, "PGDATABASE": database, "DO_NOT_TRACK": "1"}
+    with postgres_connection(env, "postgres") as con:
+        con.autocommit = True
+        con.cursor().execute(f"create database {database}")
+    on_duckdb = copy_sample_project(tmp_path / "duckdb")
+    on_postgres = copy_sample_project(tmp_path / "postgres")
+    return on_duckdb, on_postgres, env
+
+
+@pytest.mark.slow
+def test_sql_models_build_on_postgres_and_match_duckdb(projects):
+    on_duckdb, on_postgres, env = projects
+    generated = subprocess.run(
+        [sys.executable, "-m", "sampledata.generate", "--target", "postgres", "--profiles", "2000"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert generated.returncode == 0, generated.stderr
+    assert (
+        f"@127.0.0.1:{env['PGPORT']}/{env['PGDATABASE']}: 2,000 profiles, 3,894 consents" in generated.stdout
+    )
+
+    seeds = dbt(on_postgres, env, "seed", "--target", "postgres")
+    assert len(seeds) == 6 and {r["status"] for r in seeds} == {"success"}
+    results = dbt(on_postgres, env, "build", "--target", "postgres", "--exclude", "int_addresses_validated+")
+    kinds: dict[str, list[str]] = {}
+    for result in results:
+        kinds.setdefault(result["unique_id"].split(".")[0], []).append(result["status"])
+    assert set(kinds) == {"model", "seed", "test", "unit_test"}
+    assert len(kinds["model"]) == len(SQL_MODELS) + 6  # + the history's staging and the two reports
+    assert len(kinds["unit_test"]) >= 4 and set(kinds["unit_test"]) == {"pass"}
+    assert len(kinds["test"]) >= 30 and set(kinds["test"]) == {"pass"}
+
+    dbt(on_duckdb, env, "build")  # the default target: the DuckDB file, address validation included
+
+    for model in [*SQL_MODELS, "raw_crm.profiles", "raw_crm.orders", "raw_crm.consents", "offers"]:
+        relation = model if "." in model else f"main.{model}"
+        duck_columns, duck = duckdb_rows(on_duckdb, relation)
+        pg_columns, pg = postgres_rows(env, relation)
+        assert pg_columns == duck_columns, relation
+        assert len(pg) == len(duck) > 0, relation
+        assert pg == duck, relation
+    # the md5 address key is the same string on both: the validation's cache carries over
+    _, keys = postgres_rows(env, "main.int_addresses_collected")
+    assert all(len(key) == 32 for key, *_ in keys)
+
+    # Downstream of the Python model: its table copied from DuckDB, then the SQL models on PostgreSQL.
+    import adbc_driver_postgresql.dbapi as adbc
+
+    with duckdb.connect(str(on_duckdb / "warehouse" / "directmail.duckdb"), read_only=True) as con:
+        validated = con.sql("select * from main.int_addresses_validated").to_arrow_table()
+    with adbc.connect(f"postgresql://{env['PGUSER']}@127.0.0.1:{env['PGPORT']}/{env['PGDATABASE']}") as con:
+        with con.cursor() as cursor:
+            cursor.adbc_ingest("int_addresses_validated", validated, mode="create", db_schema_name="main")
+        con.commit()
+    downstream = dbt(
+        on_postgres,
+        env,
+        "build",
+        "--target",
+        "postgres",
+        "--select",
+        "int_addresses_validated+",
+        "--exclude",
+        "int_addresses_validated",
+    )
+    assert {r["status"] for r in downstream} <= {"success", "pass"}
+    assert {r["unique_id"] for r in downstream} >= {
+        f"model.directmail_sample.{m}" for m in [*DOWNSTREAM_MODELS, *CAMPAIGNS]
+    }
+    for model in [*DOWNSTREAM_MODELS, *CAMPAIGNS]:
+        duck_columns, duck = duckdb_rows(on_duckdb, f"main.{model}")
+        pg_columns, pg = postgres_rows(env, f"main.{model}")
+        assert pg_columns == duck_columns, model
+        assert len(pg) == len(duck) > 0, model
+        assert pg == duck, model
+    # the mail house's labels keep their case and spaces; greetings in the profile's language
+    columns, postcards = postgres_rows(env, "main.lapsed_postcard")
+    assert columns[:3] == ["profile_id", "Greeting", "Name"] and "Postal Code" in columns
+    assert {row[1].split(" ")[0] for row in postcards} >= {"Bonjour", "Hallo", "Dear"}
+
+    # A new sample over the built project: tables refilled (dbt's views on them kept), history emptied.
+    with postgres_connection(env) as con, con.cursor() as cursor:
+        cursor.execute(
+            "insert into direct_mail.runs (run_id, campaign, run_time, status) values ('a@1', 'a', now(), 'failed')"
+        )
+        con.commit()
+    again = subprocess.run(
+        [sys.executable, "-m", "sampledata.generate", "--target", "postgres", "--profiles", "1000"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr
+    assert postgres_rows(env, "(select count(*) from main.stg_crm__profiles) as p")[1] == [(1000,)]
+    assert postgres_rows(env, "(select count(*) from direct_mail.runs) as r")[1] == [(0,)]
