@@ -110,7 +110,13 @@ class DbtProject:
         self.target_info()
         return nodes
 
-    def build(self, select: list[str], run_vars: dict[str, Any], with_tests: bool = True) -> Built:
+    def build(
+        self,
+        select: list[str],
+        run_vars: dict[str, Any],
+        with_tests: bool = True,
+        exclude: list[str] | None = None,
+    ) -> Built:
         """Build the selection (with its data and unit tests unless told otherwise).
 
         Tests are selected cautiously: a test runs only when every node it references is in this build.
@@ -123,6 +129,8 @@ class DbtProject:
             [] if with_tests else ["--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
         )
         selection = ["--select", *select, "--indirect-selection", "cautious", *skip]
+        if exclude:  # built (and tested) by an earlier build of this run
+            selection += ["--exclude", *exclude]
         result = self._invoke(["build", *selection, "--vars", json.dumps(run_vars)])
         if result.exception is not None:
             raise BuildError(f"dbt build failed: {result.exception}")

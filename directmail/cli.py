@@ -678,6 +678,43 @@ def returns_pull(
         raise typer.Exit(1)
 
 
+# -- addresses: validation into direct_mail.address_validations ---------------------------------------
+
+addresses_app = typer.Typer(
+    no_args_is_help=True, help="Address validation → direct_mail.address_validations (runs do it too)."
+)
+app.add_typer(addresses_app, name="addresses")
+
+
+@addresses_app.command("validate")
+def addresses_validate(
+    ctx: typer.Context,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Re-validate every address, not only new or changed ones.")
+    ] = False,
+) -> None:
+    """dbt build of `addresses.validate`'s model, then its new or changed addresses validated (for a
+    plain `dbt build` afterwards; `run` and `preview` do this themselves)."""
+    from directmail.address_validations import CONFIG_KEY, build_and_validate
+    from directmail.builder import DbtProject
+    from directmail.config import CONFIG_FILE, load_config
+    from directmail.locking import exclusive, lock_path
+
+    try:
+        dbt = DbtProject(ctx.obj.project_dir, ctx.obj.target)
+        config = load_config(dbt.project_dir)
+        model = config.addresses.validate_model if config.addresses else None
+        if model is None:
+            reason = "not set: name the model of addresses to validate (e.g. int_addresses_collected)"
+            raise ConfigError([Finding(CONFIG_FILE, CONFIG_KEY, reason)])
+        lock = lock_path(dbt.target_info(), dbt.project_dir)
+        with errors.status("validating addresses") as status, exclusive(lock, status.update):
+            result = build_and_validate(dbt, model, {}, everything=everything, progress=status.update)
+    except DirectMailError as exc:
+        _fail(exc)
+    console.print(result.report.describe(), markup=False, highlight=False, soft_wrap=True)
+
+
 def _print_refusal(lines: list[str]) -> None:
     for line in lines:
         errors.print(line, style="red", markup=False, highlight=False, soft_wrap=True)

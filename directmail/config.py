@@ -173,6 +173,12 @@ class AddressSource(StrictModel):
     identity: str = "profile_id"
     errors: str = Field(default="address_errors", description="Empty or NULL when the address is valid")
     household_key: str = Field(default="household_key", description="The normalized address's key")
+    validate_model: str | None = Field(
+        default=None,
+        alias="validate",
+        description="The model of raw addresses (address_key + six fields) the runner validates into "
+        "direct_mail.address_validations before building the rest",
+    )
 
 
 class SuppressionSource(StrictModel):

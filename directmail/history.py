@@ -30,6 +30,7 @@ SEND_ROWS = f"{SCHEMA}.send_rows"
 EXCLUSION_ROWS = f"{SCHEMA}.exclusion_rows"
 RETURNS = f"{SCHEMA}.returns"
 RETURN_FILES = f"{SCHEMA}.return_files"
+ADDRESS_VALIDATIONS = f"{SCHEMA}.address_validations"
 DELIVERING = "delivering"
 DELIVERED = "delivered"
 FAILED = "failed"
@@ -99,6 +100,22 @@ TABLE_DDL = [
         return_rows bigint not null,
         new_returns bigint not null,
         ingested_at timestamp not null
+    )""",
+    # Address validation results (directmail/address_validations.py): one row per address key, written
+    # by the runner before it builds the models that read them, so a plain `dbt build` finds the table.
+    f"""create table if not exists {ADDRESS_VALIDATIONS} (
+        address_key varchar not null,
+        is_valid_address boolean not null,
+        address_errors varchar,
+        normalized_address_line_1 varchar,
+        normalized_address_line_2 varchar,
+        normalized_postal_code varchar,
+        normalized_city varchar,
+        normalized_region varchar,
+        normalized_country_code varchar,
+        household_key varchar,
+        validator_version varchar not null,
+        validated_at timestamp not null
     )""",
 ]
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from directmail import address_validations
 from directmail.campaign import Campaign, check_against_config, check_columns
 from directmail.config import CONFIG_FILE, Configuration, Routing, resolve_directory
 from directmail.delivery import Destination, open_destination
@@ -199,7 +200,11 @@ class CampaignRun:
             )
 
     def build(self) -> None:
-        """dbt build of the campaign and of every model or seed the runner reads, with their upstream."""
+        """dbt build of the campaign and of every model or seed the runner reads, with their upstream.
+
+        With `addresses.validate`, in two builds: that model and its upstream first, then its new or
+        changed addresses validated into direct_mail.address_validations, then the rest of the selection,
+        which reads them."""
         run_vars: dict[str, Any] = {"run_time": self.options.run_time.strftime("%Y-%m-%d %H:%M:%S")}
         if self.options.test_profiles:
             run_vars[TEST_PROFILES_VAR] = True
@@ -211,8 +216,24 @@ class CampaignRun:
         select = ["+" + uid.split(".")[-1] for uid in upstream if uid]
         if self.campaign.spec.seed_list:
             select.append(self.campaign.spec.seed_list)
-        self.progress(f"dbt build {' '.join(select)}")
-        built = self.project.dbt.build(select, run_vars, with_tests=not self.options.test_profiles)
+        with_tests = not self.options.test_profiles
+        exclude: list[str] = []
+        collected = self.project.config.addresses and self.project.config.addresses.validate_model
+        if collected:  # the addresses first, validated before the models that read the results
+            first = address_validations.build_and_validate(
+                self.project.dbt,
+                collected,
+                run_vars,
+                with_tests=with_tests,
+                batch_size=self.options.batch_size,
+                progress=self.progress,
+            )
+            if self.options.test_profiles:
+                self._relations.moved.update(first.built.relations)
+            exclude = ["+" + collected]
+        excluding = f" --exclude {' '.join(exclude)}" if exclude else ""
+        self.progress(f"dbt build {' '.join(select)}{excluding}")
+        built = self.project.dbt.build(select, run_vars, with_tests=with_tests, exclude=exclude)
         self._compiled_sql = built.compiled.get(self.campaign.unique_id)
         if self.options.test_profiles:
             self._relations.moved.update(built.relations)

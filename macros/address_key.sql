@@ -1,8 +1,8 @@
 {% macro address_key(address_line_1, address_line_2, postal_code, city, region, country_code) -%}
     {#-
         The key of an address exactly as captured: the same six raw fields give the same key, any change
-        gives a new one, so address validation (int_addresses_validated) runs once per distinct address.
-        The md5 of the fields joined by '|' (a missing field as ''), the same on every adapter.
+        gives a new one, so address validation (direct_mail.address_validations) runs once per distinct
+        address. The md5 of the fields joined by '|' (a missing field as ''), the same on every adapter.
     -#}
     {%- set fields = [] -%}
     {%- for field in [address_line_1, address_line_2, postal_code, city, region, country_code] -%}

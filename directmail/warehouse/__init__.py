@@ -92,6 +92,15 @@ class Warehouse(Protocol):
 
     def append(self, table: str, rows: pa.Table) -> None: ...
 
+    def side_stream(self, sql: str, batch_size: int = 65_536) -> AbstractContextManager[pa.RecordBatchReader]:
+        """Stream a query on a connection of its own, so that this one can write (in a transaction) while
+        the stream is read; the stream sees what was committed before it started."""
+        ...
+
+    def append_stream(self, table: str, batches: pa.RecordBatchReader) -> None:
+        """Insert every batch of the stream (by column name), holding one batch at a time."""
+        ...
+
     def transaction(self) -> AbstractContextManager[None]:
         """Statements inside commit together, or roll back on an exception or a crash."""
         ...

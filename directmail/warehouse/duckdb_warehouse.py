@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -198,6 +198,37 @@ class DuckDBWarehouse:
             self._con.execute(f"insert into {table} ({columns}) select {columns} from _directmail_rows")
         finally:
             self._con.unregister("_directmail_rows")
+
+    @contextmanager
+    def side_stream(self, sql: str, batch_size: int = 65_536) -> Iterator[pa.RecordBatchReader]:
+        cursor = self._con.cursor()  # a connection of its own to the same database
+        try:
+            yield cursor.sql(sql).to_arrow_reader(batch_size)
+        finally:
+            cursor.close()
+
+    def append_stream(self, table: str, batches: pa.RecordBatchReader) -> None:
+        # DuckDB scans a registered reader batch by batch: the stream is never materialized.
+        failure: list[BaseException] = []
+
+        def watched() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from batches
+            except BaseException as exc:  # raised as itself below, not as DuckDB's text of it
+                failure.append(exc)
+                raise
+
+        self._con.register("_directmail_stream", pa.RecordBatchReader.from_batches(batches.schema, watched()))
+        columns = ", ".join(self.dialect.quote(field.name) for field in batches.schema)
+        try:
+            self._con.execute(f"insert into {table} ({columns}) select {columns} from _directmail_stream")
+        except duckdb.Error:
+            if failure:
+                raise failure[0] from None
+            raise
+        finally:
+            with suppress(duckdb.Error):  # in an aborted transaction; the next register replaces it
+                self._con.unregister("_directmail_stream")
 
     def relation_exists(self, relation: str) -> bool:
         try:

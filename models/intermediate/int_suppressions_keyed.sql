@@ -12,7 +12,7 @@ entries as (
 
 validated as (
 
-    select * from {{ ref('int_addresses_validated') }}
+    select * from {{ ref('stg_direct_mail__address_validations') }}
 
 ),
 
