@@ -1,8 +1,9 @@
 """The sample project on PostgreSQL: the sample CRM, the seeds and every SQL model with its data and unit
 tests build on the `postgres` target, and give the same rows as on DuckDB.
 
-Address validation is a dbt Python model, which dbt-postgres does not run: models downstream of it are
-built on PostgreSQL over DuckDB's validated addresses, copied in as a table of the same name.
+Address validation is the runner's (`directmail addresses validate`), whose PostgreSQL side comes later:
+models downstream of `direct_mail.address_validations` are built on PostgreSQL over DuckDB's validation
+results, copied into the same table.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tests.conftest import REPO, copy_sample_project
 DBT = str(Path(sys.executable).with_name("dbt"))
 RUN_TIME = "2026-11-02 09:00:00"
 VARS = json.dumps({"run_time": RUN_TIME})
-# Built on both targets by `--exclude int_addresses_validated+`, compared row for row.
+# Built on both targets by `--exclude stg_direct_mail__address_validations+`, compared row for row.
 SQL_MODELS = [
     "stg_crm__profiles",
     "stg_crm__consents",
@@ -39,6 +40,7 @@ SQL_MODELS = [
 # Downstream of address validation: built on PostgreSQL over the copied validated addresses.
 DOWNSTREAM_MODELS = ["int_profiles_addressed", "int_profiles_qualified", "int_suppressions_keyed"]
 CAMPAIGNS = ["winter_catalog", "lapsed_postcard"]
+VALIDATIONS = "stg_direct_mail__address_validations"  # the models read the runner's results through it
 
 
 def dbt(project: Path, env: dict[str, str], *args: str) -> list[dict]:
@@ -134,7 +136,7 @@ def test_sql_models_build_on_postgres_and_match_duckdb(projects):
 
     seeds = dbt(on_postgres, env, "seed", "--target", "postgres")
     assert len(seeds) == 6 and {r["status"] for r in seeds} == {"success"}
-    results = dbt(on_postgres, env, "build", "--target", "postgres", "--exclude", "int_addresses_validated+")
+    results = dbt(on_postgres, env, "build", "--target", "postgres", "--exclude", f"{VALIDATIONS}+")
     kinds: dict[str, list[str]] = {}
     for result in results:
         kinds.setdefault(result["unique_id"].split(".")[0], []).append(result["status"])
@@ -143,7 +145,15 @@ def test_sql_models_build_on_postgres_and_match_duckdb(projects):
     assert len(kinds["unit_test"]) >= 4 and set(kinds["unit_test"]) == {"pass"}
     assert len(kinds["test"]) >= 30 and set(kinds["test"]) == {"pass"}
 
-    dbt(on_duckdb, env, "build")  # the default target: the DuckDB file, address validation included
+    validated = subprocess.run(  # the default target: the DuckDB file, addresses validated by the runner
+        [str(Path(sys.executable).with_name("directmail")), "addresses", "validate"],
+        cwd=on_duckdb,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    dbt(on_duckdb, env, "build")
 
     for model in [*SQL_MODELS, "raw_crm.profiles", "raw_crm.orders", "raw_crm.consents", "offers"]:
         relation = model if "." in model else f"main.{model}"
@@ -156,14 +166,16 @@ def test_sql_models_build_on_postgres_and_match_duckdb(projects):
     _, keys = postgres_rows(env, "main.int_addresses_collected")
     assert all(len(key) == 32 for key, *_ in keys)
 
-    # Downstream of the Python model: its table copied from DuckDB, then the SQL models on PostgreSQL.
+    # Downstream of address validation: DuckDB's results copied over, then the SQL models on PostgreSQL.
     import adbc_driver_postgresql.dbapi as adbc
 
     with duckdb.connect(str(on_duckdb / "warehouse" / "directmail.duckdb"), read_only=True) as con:
-        validated = con.sql("select * from main.int_addresses_validated").to_arrow_table()
+        results_table = con.sql("select * from direct_mail.address_validations").to_arrow_table()
     with adbc.connect(f"postgresql://{env['PGUSER']}@127.0.0.1:{env['PGPORT']}/{env['PGDATABASE']}") as con:
         with con.cursor() as cursor:
-            cursor.adbc_ingest("int_addresses_validated", validated, mode="create", db_schema_name="main")
+            cursor.adbc_ingest(
+                "address_validations", results_table, mode="append", db_schema_name="direct_mail"
+            )
         con.commit()
     downstream = dbt(
         on_postgres,
@@ -172,9 +184,7 @@ def test_sql_models_build_on_postgres_and_match_duckdb(projects):
         "--target",
         "postgres",
         "--select",
-        "int_addresses_validated+",
-        "--exclude",
-        "int_addresses_validated",
+        f"{VALIDATIONS}+",
     )
     assert {r["status"] for r in downstream} <= {"success", "pass"}
     assert {r["unique_id"] for r in downstream} >= {

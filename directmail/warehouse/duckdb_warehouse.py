@@ -209,6 +209,8 @@ class DuckDBWarehouse:
 
     def append_stream(self, table: str, batches: pa.RecordBatchReader) -> None:
         # DuckDB scans a registered reader batch by batch: the stream is never materialized.
+        import pyarrow as pa  # here, not at import: read-only commands never load Arrow
+
         failure: list[BaseException] = []
 
         def watched() -> Iterator[pa.RecordBatch]:
