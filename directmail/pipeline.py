@@ -261,6 +261,7 @@ class CampaignRun:
         )
         self.progress("excluding, de-duplicating and ordering in the warehouse")
         History(warehouse).ensure_tables()
+        drop_staging(warehouse, self.plan)
         warehouse.execute(sql)
         counts, self.record.exclusion_details = reason_summary(warehouse, self.plan)
         self.plan.exported = counts[EXPORTED]

@@ -131,12 +131,12 @@ def test_each_target_has_its_own_cache(project, parses):
         "      threads: 2\n    other:\n      type: duckdb\n      path: warehouse/second.duckdb\n"
         "      schema: main\n      settings: {memory_limit: 512MB, s3_secret_access_key: hidden}\n",
     )
-    assert load_project(project).dbt.target_info().name == "dev"
+    assert load_project(project).dbt.target_info().name == "duckdb"
     other = load_project(project, "other")
     assert len(parses) == 2 and len(cache_files(project)) == 2
     assert other.dbt.target_info().name == "other"
     assert other.campaigns["winter_catalog"].relation.startswith('"second".')
-    assert load_project(project).dbt.target_info().name == "dev"
+    assert load_project(project).dbt.target_info().name == "duckdb"
     again = load_project(project, "other").dbt.target_info()
     assert len(parses) == 2
     assert (again.duckdb_path, again.credentials.settings) == (

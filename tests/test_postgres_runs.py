@@ -1,0 +1,103 @@
+"""Campaign runs on PostgreSQL deliver the same bytes as on DuckDB.
+
+The sample written to a fresh PostgreSQL database whose default collation is ICU's `en-US` (which sorts
+'a' before 'B'), and the same sample in a DuckDB file: both sample campaigns run at the same run time
+with `--target postgres` and with the default target. The delivered files are byte for byte equal (file
+order by code point, the same holdout), and so are the history rows (sends, exclusions with reasons and
+details).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, copy_sample_project
+from tests.test_postgres_models import postgres_connection, postgres_rows
+from tests.test_sample_project import RUN_TIME, cli, landing_files, query
+from tests.test_sample_targeting import SAMPLE_FILES_SHA256
+
+CAMPAIGNS = ("winter_catalog", "lapsed_postcard")
+# The history's rows but their timestamps (the moment each run recorded them).
+HISTORY = {
+    "direct_mail.sends": "run_id, campaign, profile_id, file_name, is_holdout",
+    "direct_mail.exclusions": "run_id, campaign, profile_id, reason, detail",
+}
+
+
+@pytest.fixture
+def projects(tmp_path: Path, postgres, monkeypatch: pytest.MonkeyPatch):
+    """The sample project on DuckDB, and a copy whose `postgres` target is a fresh database (ICU en-US)."""
+    monkeypatch.delenv("DIRECTMAIL_WAREHOUSE", raising=False)
+    database = f"runs_{os.getpid()}_{tmp_path.name.replace('-', '_')}"[:63].lower()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env |= {**postgres.environment, "PGDATABASE": database, "DO_NOT_TRACK": "1"}
+    with postgres_connection(env, "postgres") as con:
+        con.autocommit = True
+        con.cursor().execute(
+            f"create database {database} template template0 encoding 'UTF8' "
+            "locale_provider icu icu_locale 'en-US'"
+        )
+    generated = subprocess.run(
+        [sys.executable, "-m", "sampledata.generate", "--target", "postgres", "--profiles", "2000"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert generated.returncode == 0, generated.stderr
+    for name in [k for k in os.environ if k.startswith("PG")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.startswith("PG"):
+            monkeypatch.setenv(name, value)
+    return copy_sample_project(tmp_path / "duckdb"), copy_sample_project(tmp_path / "postgres"), env
+
+
+def _sorted(rows: list[tuple]) -> list[tuple]:
+    return sorted(rows, key=lambda row: tuple((v is None, str(v)) for v in row))
+
+
+@pytest.mark.slow
+def test_runs_on_postgres_deliver_the_bytes_duckdb_delivers(projects):
+    on_duckdb, on_postgres, env = projects
+    for campaign in CAMPAIGNS:
+        duck = cli(on_duckdb, "run", campaign, "--run-time", RUN_TIME)
+        assert duck.exit_code == 0, duck.output
+        pg = cli(on_postgres, "--target", "postgres", "run", campaign, "--run-time", RUN_TIME)
+        assert pg.exit_code == 0, pg.output
+
+    delivered = landing_files(on_postgres)
+    assert delivered == landing_files(on_duckdb)
+    assert {name: hashlib.sha256(data).hexdigest() for name, data in delivered.items()} == SAMPLE_FILES_SHA256
+
+    for relation, columns in HISTORY.items():
+        duck_rows = _sorted(query(on_duckdb, f"select {columns} from {relation}"))
+        _, pg_rows = postgres_rows(env, f"(select {columns} from {relation}) as history")
+        assert len(duck_rows) > 100, relation
+        assert _sorted(pg_rows) == duck_rows, relation
+    reasons = {row[0] for row in query(on_duckdb, "select distinct reason from direct_mail.exclusions")}
+    assert {"suppressed", "invalid_address", "holdout", "no_postal_consent"} <= reasons
+
+    again = cli(on_postgres, "--target", "postgres", "run", "winter_catalog", "--run-time", RUN_TIME)
+    assert again.exit_code == 0, again.output
+    assert "nothing to do" in again.output
+    assert landing_files(on_postgres) == delivered
+
+    report = cli(on_postgres, "--target", "postgres", "report", "winter_catalog", "--json")
+    assert report.exit_code == 0, report.output
+    duck_report = cli(on_duckdb, "report", "winter_catalog", "--json")
+    pg_run, duck_run = json.loads(report.output)["run"], json.loads(duck_report.output)["run"]
+    assert pg_run["status"] == "delivered"
+    for key in ("run_id", "targeted", "excluded", "exclusion_details", "holdout", "exported", "files"):
+        assert pg_run[key] == duck_run[key], key
+
+    listed = cli(on_postgres, "--target", "postgres", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert "lapsed_postcard@2026-11-23T06:00:00Z" in listed.output
