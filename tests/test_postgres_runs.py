@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import REPO, copy_sample_project
 from tests.test_postgres_models import postgres_connection, postgres_rows
 from tests.test_sample_project import RUN_TIME, cli, landing_files, query
-from tests.test_sample_targeting import SAMPLE_FILES_SHA256
+from tests.test_sample_targeting import NEXT_DAY, SAMPLE_FILES_SHA256
 
 CAMPAIGNS = ("winter_catalog", "lapsed_postcard")
 # The history's rows but their timestamps (the moment each run recorded them).
@@ -101,3 +101,53 @@ def test_runs_on_postgres_deliver_the_bytes_duckdb_delivers(projects):
     listed = cli(on_postgres, "--target", "postgres", "list", "--json")
     assert listed.exit_code == 0, listed.output
     assert "lapsed_postcard@2026-11-23T06:00:00Z" in listed.output
+
+
+def _both(on_duckdb: Path, on_postgres: Path, *args: str) -> tuple[str, str]:
+    """The command's output on DuckDB and on PostgreSQL (each must succeed)."""
+    duck = cli(on_duckdb, *args)
+    assert duck.exit_code == 0, duck.output
+    pg = cli(on_postgres, "--target", "postgres", *args)
+    assert pg.exit_code == 0, pg.output
+    return duck.output, pg.output
+
+
+@pytest.mark.slow
+def test_returns_preview_diff_and_explain_on_postgres_match_duckdb(projects, tmp_path):
+    on_duckdb, on_postgres, env = projects
+    _both(on_duckdb, on_postgres, "run", "lapsed_postcard", "--run-time", RUN_TIME)
+    [moved, deceased] = [
+        row[0]
+        for row in query(
+            on_duckdb,
+            "select profile_id from direct_mail.sends where not is_holdout order by profile_id limit 2",
+        )
+    ]
+    returns = tmp_path / "returns_2026-11.csv"
+    returns.write_text(
+        f"identity,reason,returned_at\n{moved},moved,2026-11-23\n{deceased},deceased,2026-11-23\n"
+    )
+    duck, pg = _both(on_duckdb, on_postgres, "returns", "ingest", str(returns))
+    assert "2 return(s), 2 new" in pg and pg == duck
+    duck, pg = _both(on_duckdb, on_postgres, "returns", "ingest", str(returns))
+    assert pg == duck  # the same bytes again: nothing new
+
+    duck, pg = _both(
+        on_duckdb, on_postgres, "preview", "winter_catalog", "--run-time", NEXT_DAY, "--raw", "--limit", "50"
+    )
+    assert pg == duck and pg.count("\n") > 50
+    _both(on_duckdb, on_postgres, "run", "lapsed_postcard", "--run-time", NEXT_DAY)
+    assert landing_files(on_postgres) == landing_files(on_duckdb)
+    for relation, columns in HISTORY.items():
+        duck_rows = _sorted(query(on_duckdb, f"select {columns} from {relation}"))
+        _, pg_rows = postgres_rows(env, f"(select {columns} from {relation}) as history")
+        assert _sorted(pg_rows) == duck_rows, relation
+    duck, pg = _both(on_duckdb, on_postgres, "diff", "lapsed_postcard", "--json")
+    assert json.loads(pg) == json.loads(duck)
+    duck, pg = _both(on_duckdb, on_postgres, "explain", "lapsed_postcard", moved, "--json")
+    assert json.loads(pg) == json.loads(duck)
+    assert json.loads(pg)["detail"] == "return:moved"
+
+    duck, pg = _both(on_duckdb, on_postgres, "addresses", "validate")
+    _, validations = postgres_rows(env, "(select count(*) from direct_mail.address_validations) as v")
+    assert validations[0][0] > 1000
