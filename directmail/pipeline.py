@@ -50,7 +50,7 @@ from directmail.extract import (
 from directmail.fixedwidth import fixed_width_encoder
 from directmail.history import DELIVERED, DELIVERING, EMPTY, FAILED, History, RunRecord
 from directmail.layout import FileLayout
-from directmail.locking import exclusive, lock_path
+from directmail.locking import warehouse_lock
 from directmail.preview import excluded_rows, preview_lines
 from directmail.project import Project
 from directmail.rules import TEST_PROFILES_VAR, Relations, resolve_rules, test_profile_relations
@@ -442,8 +442,7 @@ class CampaignRun:
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the warehouse for the whole run: a second run waits here rather than failing."""
-        path = lock_path(self.project.dbt.target_info(), self.project.directory)
-        with exclusive(path, self.progress):
+        with warehouse_lock(self.project.dbt.target_info(), self.project.directory, self.progress):
             yield
 
     def execute(self, run_step: StepRunner = run_inline) -> RunRecord:

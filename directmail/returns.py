@@ -25,7 +25,7 @@ from directmail.delivery import open_destination
 from directmail.delivery.preflight import routing_findings
 from directmail.errors import ConfigError, DirectMailError, Finding
 from directmail.history import RETURN_FILES, RETURNS, History
-from directmail.locking import exclusive, lock_path
+from directmail.locking import warehouse_lock
 from directmail.returnfile import ReturnFileRefused, ReturnRow, parse_return_file
 from directmail.secrets import scrub
 from directmail.warehouse import Warehouse, open_warehouse
@@ -199,7 +199,7 @@ def _rows_table(rows: list[ReturnRow], name: str, digest: str, moment: datetime)
 @contextmanager
 def _history(target: TargetInfo, project_dir: Path, progress: Progress) -> Iterator[Warehouse]:
     """The warehouse under the run lock, with the history tables in place."""
-    with exclusive(lock_path(target, project_dir), progress):
+    with warehouse_lock(target, project_dir, progress):
         warehouse = open_warehouse(target, project_dir)
         try:
             History(warehouse).ensure_tables()

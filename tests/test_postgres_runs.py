@@ -14,6 +14,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,38 @@ def test_returns_preview_diff_and_explain_on_postgres_match_duckdb(projects, tmp
     duck, pg = _both(on_duckdb, on_postgres, "addresses", "validate")
     _, validations = postgres_rows(env, "(select count(*) from direct_mail.address_validations) as v")
     assert validations[0][0] > 1000
+
+
+def test_runners_on_two_machines_take_turns_on_one_postgres(postgres, tmp_path):
+    """Two project folders (two machines: two lock files) on one database: the second writer waits on
+    the server's advisory lock until the first releases it."""
+    from directmail.builder import RunnerCredentials, TargetInfo
+    from directmail.locking import lock_path, warehouse_lock
+
+    env = postgres.environment
+    connection = {"host": env["PGHOST"], "port": int(env["PGPORT"]), "user": env["PGUSER"]}
+    target = TargetInfo(
+        "postgres", "postgres", RunnerCredentials(connection=connection | {"dbname": "directmail"})
+    )
+    first, second = tmp_path / "machine_a", tmp_path / "machine_b"
+    assert lock_path(target, first) != lock_path(target, second)
+    events: list[str] = []
+
+    def other_machine() -> None:
+        with warehouse_lock(target, second, lambda message: events.append(f"waiting: {message}")):
+            events.append("second holds it")
+
+    with warehouse_lock(target, first):
+        thread = threading.Thread(target=other_machine)
+        thread.start()
+        for _ in range(100):
+            if events:
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert events == [
+            f"waiting: another runner holds postgresql://postgres@127.0.0.1:{env['PGPORT']}/directmail; "
+            "waiting for it to finish"
+        ]
+    thread.join(10)
+    assert events[-1] == "second holds it"

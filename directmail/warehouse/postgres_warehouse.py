@@ -9,8 +9,9 @@ PostgreSQL does not keep insertion order.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,8 @@ TYPE_NAMES = {
     "int8": "BIGINT",
     "bool": "BOOLEAN",
 }
+# The advisory lock's key (one per database: PostgreSQL scopes advisory locks to the current database).
+RUN_LOCK_KEY = int.from_bytes(hashlib.sha256(b"directmail:warehouse writer").digest()[:8], "big", signed=True)
 _PARAMETER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
 
 
@@ -291,6 +294,21 @@ class PostgresWarehouse:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def advisory_lock(target: TargetInfo, waiting: Callable[[str], None]) -> Iterator[None]:
+    """Held on a connection of its own for as long as the writer works: runners on other machines wait.
+    The server releases it when that connection ends, so a crashed runner never blocks the next."""
+    warehouse = PostgresWarehouse(target)
+    try:
+        [row] = warehouse.rows(f"select pg_try_advisory_lock({RUN_LOCK_KEY}) as locked")
+        if not row["locked"]:
+            waiting(f"another runner holds {server_location(target)}; waiting for it to finish")
+            warehouse.execute(f"select pg_advisory_lock({RUN_LOCK_KEY})")
+        yield
+    finally:
+        warehouse.close()
 
 
 def _numeric_as_text(reader: pa.RecordBatchReader, cursor: Any = None) -> pa.RecordBatchReader:
