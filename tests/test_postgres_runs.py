@@ -188,3 +188,64 @@ def test_runners_on_two_machines_take_turns_on_one_postgres(postgres, tmp_path):
         ]
     thread.join(10)
     assert events[-1] == "second holds it"
+
+
+# (PostgreSQL type, DuckDB type, the runner's type name, values as SQL literals)
+TYPED_VALUES = [
+    ("date", "date", "DATE", ["'2026-11-23'", "'0999-01-02'", "null"]),
+    ("timestamp", "timestamp", "TIMESTAMP", ["'2026-11-23 06:00:00'", "'2026-11-23 06:00:00.125'", "null"]),
+    ("timestamptz", "timestamptz", "TIMESTAMP WITH TIME ZONE", ["'2026-11-23 06:00:00+02'", "null"]),
+    ("numeric(10,2)", "decimal(10,2)", "NUMERIC", ["12.5", "-0.25", "100000.00", "null"]),
+    ("float8", "double", "DOUBLE", ["2.0", "0.1", "1e20", "1e15", "1e-05", "'nan'", "'-inf'", "null"]),
+    ("integer", "integer", "INTEGER", ["42", "-7", "null"]),
+    ("boolean", "boolean", "BOOLEAN", ["true", "false", "null"]),
+    ("varchar", "varchar", "VARCHAR", ["'Große Straße; \"7\"'", "'line\nbreak'", "''", "null"]),
+]
+
+
+def test_the_dialects_write_the_same_text(postgres):
+    """Contract 3's text of every type, the quoted line, the fixed-width line, the holdout bucket and the
+    fallback household key: the same strings from PostgreSQL's SQL as from DuckDB's."""
+    import duckdb
+
+    from directmail.builder import RunnerCredentials, TargetInfo
+    from directmail.warehouse.duckdb_warehouse import DuckDBDialect
+    from directmail.warehouse.postgres_warehouse import PostgresWarehouse
+
+    env = postgres.environment
+    connection = {
+        "host": env["PGHOST"],
+        "port": int(env["PGPORT"]),
+        "user": env["PGUSER"],
+        "dbname": "directmail",
+    }
+    pg = PostgresWarehouse(TargetInfo("postgres", "postgres", RunnerCredentials(connection=connection)))
+    duck, pg_dialect, duck_dialect = duckdb.connect(), pg.dialect, DuckDBDialect()
+
+    def both(expression) -> tuple[list, list]:
+        """expression(dialect, on_postgres) on each warehouse."""
+        pg_rows = pg.rows(f"select {expression(pg_dialect, True)} as v")
+        duck_rows = duck.execute(f"select {expression(duck_dialect, False)}").fetchall()
+        return [row["v"] for row in pg_rows], [row[0] for row in duck_rows]
+
+    for pg_type, duck_type, name, values in TYPED_VALUES:
+        for value in values:
+            on_pg, on_duck = both(
+                lambda d, on_postgres, v=value, p=pg_type, t=duck_type, n=name: d.as_text(
+                    f"cast({v} as {p if on_postgres else t})", n
+                )
+            )
+            assert on_pg == on_duck, (name, value)
+    fields = ["'a;b'", "'say \"hi\"'", "'plain'", "''"]
+    on_pg, on_duck = both(lambda d, _: d.text_line(fields, ";", "\r\n"))
+    assert on_pg == on_duck == ['"a;b";"say ""hi""";plain;\r\n']
+    on_pg, on_duck = both(
+        lambda d, _: d.fixed_width_line(fields, [6, 4, 8, 2], [True, False, False, True], "\n")
+    )
+    assert on_pg == on_duck == ['   a;bsay "hi"plain     \n']
+    for key in ("'winter_catalog:P00000001'", "'lapsed_postcard:P00001999'", "'x:Ünïcode'"):
+        on_pg, on_duck = both(lambda d, _, k=key: d.holdout_bucket(k))
+        assert on_pg == on_duck, key
+    on_pg, on_duck = both(lambda d, _: d.text_key(["' ÉCOLE Straße '", "'KÖLN'", "null"]))
+    assert on_pg == on_duck
+    pg.close()

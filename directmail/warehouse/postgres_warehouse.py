@@ -67,6 +67,8 @@ class PostgresDialect:
             text = _iso_timestamp(f"({expression} at time zone 'UTC')", suffix="Z")
         elif kind.startswith("TIMESTAMP"):
             text = _iso_timestamp(expression)
+        elif kind in ("DOUBLE", "FLOAT"):  # whole floats in plain digits while exact (2^24 for FLOAT)
+            text = _float_text(expression, 10**16 if kind == "DOUBLE" else 2**24)
         else:  # numbers ('.' decimals, numeric keeps its scale as DuckDB's decimal does), booleans
             text = f"cast({expression} as varchar)"
         return f"coalesce({text}, '')"
@@ -141,6 +143,19 @@ def _iso_timestamp(expression: str, suffix: str = "") -> str:
         f"else to_char({expression}, '.US') end"
     )
     return f"to_char({expression}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || {fraction} || '{suffix}'"
+
+
+def _float_text(expression: str, plain_below: int) -> str:
+    """A float as DuckDB writes it: the shortest text that reads back (as PostgreSQL's), but a whole
+    number below `plain_below` in plain digits with '.0', and nan, inf, -inf."""
+    x = expression
+    return (
+        f"case when {x} = 'NaN' then 'nan' when {x} = 'Infinity' then 'inf' "
+        f"when {x} = '-Infinity' then '-inf' "
+        f"when {x} = trunc({x}) and abs({x}) < {int(plain_below)} "
+        f"then cast(cast({x} as bigint) as varchar) || '.0' "
+        f"else cast({x} as varchar) end"
+    )
 
 
 def _positional(sql: str) -> str:
