@@ -261,6 +261,7 @@ class CampaignRun:
         )
         self.progress("excluding, de-duplicating and ordering in the warehouse")
         History(warehouse).ensure_tables()
+        warehouse.refresh_statistics(campaign.relation)  # just built: the planner has not seen it
         drop_staging(warehouse, self.plan)
         warehouse.execute(sql)
         counts, self.record.exclusion_details = reason_summary(warehouse, self.plan)

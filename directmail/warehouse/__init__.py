@@ -125,6 +125,11 @@ class Warehouse(Protocol):
 
     def relation_exists(self, relation: str) -> bool: ...
 
+    def refresh_statistics(self, relation: str) -> None:
+        """Let the planner know a table just built (PostgreSQL plans a fresh table blind until its
+        autovacuum analyzes it); a no-op where statistics are always current."""
+        ...
+
     def close(self) -> None: ...
 
 

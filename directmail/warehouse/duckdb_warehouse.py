@@ -251,6 +251,9 @@ class DuckDBWarehouse:
             return False
         return True
 
+    def refresh_statistics(self, relation: str) -> None:
+        return None  # DuckDB keeps a table's statistics as it writes it
+
     def close(self) -> None:
         self._con.close()
 

@@ -301,6 +301,9 @@ class PostgresWarehouse:
         rows = self.rows("select to_regclass(?) is not null as found", [relation])
         return bool(rows[0]["found"])
 
+    def refresh_statistics(self, relation: str) -> None:
+        self.execute(f"analyze {relation}")
+
     def close(self) -> None:
         self._con.close()
 
