@@ -249,3 +249,52 @@ def test_the_dialects_write_the_same_text(postgres):
     on_pg, on_duck = both(lambda d, _: d.text_key(["' ÉCOLE Straße '", "'KÖLN'", "null"]))
     assert on_pg == on_duck
     pg.close()
+
+
+def test_a_server_that_refuses_is_named_without_the_password(tmp_path):
+    """Nothing listens on the port: the error names postgresql://user@host:port/database, not the secret."""
+    from directmail.builder import RunnerCredentials, TargetInfo
+    from directmail.errors import DirectMailError
+    from directmail.warehouse import open_warehouse
+    from tests.servers import free_port
+
+    port = free_port()
+    connection = {
+        "host": "127.0.0.1",
+        "port": port,
+        "user": "mailer",
+        "dbname": "brand",
+        "sslmode": "disable",
+    }
+    credentials = RunnerCredentials(connection=connection, password="s3cret p@ss")
+    with pytest.raises(DirectMailError) as raised:
+        open_warehouse(TargetInfo("postgres", "prod", credentials), tmp_path)
+    message = str(raised.value)
+    assert f"cannot connect to postgresql://mailer@127.0.0.1:{port}/brand (target prod)" in message
+    assert "s3cret" not in message and "s3cret" not in repr(credentials)
+
+
+def test_a_password_written_in_the_profile_is_never_cached(tmp_path, monkeypatch):
+    """The target's address is cached for the next command; a password of the profile's own is not (the
+    target is read by dbt again), and PGPASSWORD's is left to libpq."""
+    from directmail.builder import DbtProject
+    from tests.conftest import copy_project_files
+
+    monkeypatch.setenv("PGPASSWORD", "from-the-environment")
+    project = tmp_path / "project"
+    copy_project_files(project)
+    target = DbtProject(project, "postgres").target_info()
+    assert target.credentials.password == ""  # libpq reads PGPASSWORD itself
+    assert target.credentials.connection["dbname"] == os.environ.get("PGDATABASE", "directmail")
+    cached = DbtProject(project, "postgres")._cached_target()
+    assert cached is not None and cached.credentials.connection == target.credentials.connection
+
+    profiles = project / "profiles.yml"
+    profiles.write_text(
+        profiles.read_text().replace("\"{{ env_var('PGPASSWORD', '') }}\"", '"written-in-the-profile"')
+    )
+    target = DbtProject(project, "postgres").target_info()
+    assert target.credentials.password == "written-in-the-profile"
+    assert DbtProject(project, "postgres")._cached_target() is None
+    cache = "".join(path.read_text() for path in (project / ".directmail").rglob("*.json"))
+    assert "written-in-the-profile" not in cache and "from-the-environment" not in cache
