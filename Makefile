@@ -7,6 +7,8 @@ UV := $(shell uv --version >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 RUN := $(UV) run --frozen
 PROFILES ?= 2000
 TARGET ?= duckdb
+# `--target T` for directmail and dbt, except on the default target (the profile's own).
+TARGET_OPTION := $(if $(filter-out duckdb,$(TARGET)),--target $(TARGET),)
 BENCH_SIZES ?= 100000
 
 export DO_NOT_TRACK := 1
@@ -40,15 +42,15 @@ else
 	$(RUN) dbt seed --target $(TARGET) --profiles-dir . --quiet
 endif
 
-demo: sample  ## Sample warehouse → both sample campaigns → files in landing/ → report → a proof
-	$(RUN) directmail validate
-	$(RUN) directmail run winter_catalog
-	$(RUN) directmail run lapsed_postcard
-	$(RUN) directmail list
-	$(RUN) directmail report lapsed_postcard
+demo: sample  ## Sample warehouse → both sample campaigns → files in landing/ → report → a proof (TARGET=postgres: the PG* database)
+	$(RUN) directmail $(TARGET_OPTION) validate
+	$(RUN) directmail $(TARGET_OPTION) run winter_catalog
+	$(RUN) directmail $(TARGET_OPTION) run lapsed_postcard
+	$(RUN) directmail $(TARGET_OPTION) list
+	$(RUN) directmail $(TARGET_OPTION) report lapsed_postcard
 	@echo; echo "A proof of lapsed_postcard for the test personas (seeds/test_profiles.csv):"
-	$(RUN) directmail preview lapsed_postcard --test-profiles
-	$(RUN) dbt build --select +campaign_exclusions --profiles-dir . --quiet
+	$(RUN) directmail $(TARGET_OPTION) preview lapsed_postcard --test-profiles
+	$(RUN) dbt build --select +campaign_exclusions --profiles-dir . $(TARGET_OPTION) --quiet
 	@echo; echo "Files delivered to landing/:"; find landing -type f | sort
 
 test: setup test-servers  ## The whole test suite (starts and stops its own servers)

@@ -24,12 +24,17 @@ RESOURCE_SETTINGS = ("memory_limit", "threads", "temp_directory", "max_temp_dire
 
 @dataclass(frozen=True)
 class RunnerCredentials:
-    """What the runner uses of the target's credentials: the DuckDB file and its resource settings.
+    """What the runner uses of the target's credentials: the DuckDB file and its resource settings, or
+    a PostgreSQL server's host, port, user, database and sslmode (`connection`).
 
-    Only these are kept (and cached): never a password, token or key of the profile."""
+    Only these are kept (and cached): never a password, token or key of the profile. A PostgreSQL
+    password is held in memory only (`password`), and only when it is not libpq's own PGPASSWORD, which
+    the connection reads from the environment itself; such a target is never cached."""
 
     path: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    connection: dict[str, Any] = field(default_factory=dict)
+    password: str = field(default="", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,11 @@ class DbtProject:
     def _cached_target(self) -> TargetInfo | None:
         cached = self.cache.target_entry()
         try:
-            credentials = RunnerCredentials(str(cached["path"]), dict(cached["settings"]))  # type: ignore[index]
+            credentials = RunnerCredentials(
+                str(cached["path"]),  # type: ignore[index]
+                dict(cached["settings"]),  # type: ignore[index]
+                dict(cached.get("connection") or {}),  # type: ignore[union-attr]
+            )
             return TargetInfo(str(cached["adapter_type"]), str(cached["name"]), credentials)  # type: ignore[index]
         except (KeyError, TypeError, ValueError):
             return None
@@ -190,13 +199,34 @@ class DbtProject:
         load_plugin(profile.credentials.type)
         credentials = profile.credentials
         settings = getattr(credentials, "settings", None) or {}
+        connection, password = _server_connection(credentials)
         runner = RunnerCredentials(
             str(getattr(credentials, "path", "") or ""),
             {key: value for key, value in settings.items() if key in RESOURCE_SETTINGS},
+            connection,
+            password,
         )
         info = TargetInfo(credentials.type, profile.target_name, runner)
-        self.cache.store_target({"adapter_type": info.adapter_type, "name": info.name, **asdict(runner)})
+        if not password:  # a password of the profile's own is never written to the cache
+            cached = {key: value for key, value in asdict(runner).items() if key != "password"}
+            self.cache.store_target({"adapter_type": info.adapter_type, "name": info.name, **cached})
         return info
+
+
+def _server_connection(credentials: Any) -> tuple[dict[str, Any], str]:
+    """A database server's address from dbt's credentials (host, port, user, dbname, sslmode), and the
+    password when it is not the PGPASSWORD libpq reads by itself (else '')."""
+    if credentials.type != "postgres":
+        return {}, ""
+    connection = {
+        "host": credentials.host,
+        "port": int(credentials.port),
+        "user": credentials.user,
+        "dbname": credentials.database,
+        "sslmode": str(getattr(credentials, "sslmode", "") or ""),
+    }
+    password = str(getattr(credentials, "password", "") or "")
+    return connection, "" if password == os.environ.get("PGPASSWORD", "") else password
 
 
 def release_connections() -> None:

@@ -698,7 +698,7 @@ def addresses_validate(
     from directmail.address_validations import CONFIG_KEY, build_and_validate
     from directmail.builder import DbtProject
     from directmail.config import CONFIG_FILE, load_config
-    from directmail.locking import exclusive, lock_path
+    from directmail.locking import warehouse_lock
 
     try:
         dbt = DbtProject(ctx.obj.project_dir, ctx.obj.target)
@@ -707,8 +707,11 @@ def addresses_validate(
         if model is None:
             reason = "not set: name the model of addresses to validate (e.g. int_addresses_collected)"
             raise ConfigError([Finding(CONFIG_FILE, CONFIG_KEY, reason)])
-        lock = lock_path(dbt.target_info(), dbt.project_dir)
-        with errors.status("validating addresses") as status, exclusive(lock, status.update):
+        target = dbt.target_info()
+        with (
+            errors.status("validating addresses") as status,
+            warehouse_lock(target, dbt.project_dir, status.update),
+        ):
             result = build_and_validate(dbt, model, {}, everything=everything, progress=status.update)
     except DirectMailError as exc:
         _fail(exc)

@@ -34,7 +34,8 @@ def committed_runs(warehouse: Warehouse, campaign: str) -> list[CommittedRun]:
         )
     table = warehouse.query(
         f"select run_id, campaign, run_time, status from {RUNS} "
-        "where campaign = ? and committed_attempt is not null order by run_time, run_id",
+        "where campaign = ? and committed_attempt is not null "
+        f"order by run_time, {warehouse.dialect.code_point_order('run_id')}",
         [campaign],
     )
     return [CommittedRun(**row) for row in table.to_pylist()]

@@ -16,7 +16,7 @@ from directmail.committed import CommittedRun, committed_run, committed_runs
 from directmail.errors import DirectMailError
 from directmail.extract import REASONS
 from directmail.history import EXCLUSIONS, SENDS
-from directmail.warehouse import Warehouse
+from directmail.warehouse import SqlDialect, Warehouse
 
 ADDED = "added"
 DROPPED = "dropped"
@@ -101,7 +101,7 @@ def diff_runs(
     warehouse: Warehouse, campaign: str, a: CommittedRun, b: CommittedRun, limit: int = DEFAULT_LIMIT
 ) -> RunDiff:
     d = warehouse.dialect
-    compared = _compared_sql(d.literal(a.run_id), d.literal(b.run_id))
+    compared = _compared_sql(d, d.literal(a.run_id), d.literal(b.run_id))
     totals = warehouse.query(
         f"{compared}\nselect\n"
         "    count(*) filter (where mailed_a) as mailed_a,\n"
@@ -114,11 +114,13 @@ def diff_runs(
     counts = warehouse.query(
         f"{compared},\n{_CHANGES}\nselect change, reason, count(*) as profiles from changes group by 1, 2"
     ).to_pylist()
-    order = _reason_order_sql()
+    order = f"{_reason_order_sql(d)}, {d.code_point_order('profile_id')}"
     rows = warehouse.query(
-        f"{compared},\n{_CHANGES}\nselect change, profile_id, reason, detail, file_name from changes\n"
-        f"qualify row_number() over (partition by change order by {order}, profile_id) <= {int(limit)}\n"
-        f"order by change, {order}, profile_id"
+        f"{compared},\n{_CHANGES}\nselect change, profile_id, reason, detail, file_name\n"
+        f"from (select *, row_number() over (partition by change order by {order}) as _dm_rank "
+        f"from changes) as ranked\n"
+        f"where _dm_rank <= {int(limit)}\n"
+        f"order by change, {order}"
     ).to_pylist()
     sides = {ADDED: Changes(), DROPPED: Changes()}
     for row in sorted(counts, key=lambda r: _reason_rank(r["reason"])):
@@ -142,12 +144,12 @@ def _reason_rank(reason: str) -> tuple[int, str]:
     return (REASON_ORDER.index(reason) if reason in REASON_ORDER else len(REASON_ORDER), reason)
 
 
-def _reason_order_sql() -> str:
+def _reason_order_sql(dialect: SqlDialect) -> str:
     whens = " ".join(f"when '{reason}' then {i}" for i, reason in enumerate(REASON_ORDER))
-    return f"case reason {whens} else {len(REASON_ORDER)} end, reason"
+    return f"case reason {whens} else {len(REASON_ORDER)} end, {dialect.code_point_order('reason')}"
 
 
-def _compared_sql(run_a: str, run_b: str) -> str:
+def _compared_sql(dialect: SqlDialect, run_a: str, run_b: str) -> str:
     """One row per profile in either run: mailed or not in each, and why not (NULL: not in the audience).
 
     The holdout is taken from `sends` (is_holdout); an exclusions row of reason holdout says the same.
@@ -155,7 +157,13 @@ def _compared_sql(run_a: str, run_b: str) -> str:
     outcomes = []
     for side, run in (("a", run_a), ("b", run_b)):
         outcomes.append(f"""outcomes_{side} as (
-    select *
+    select profile_id, is_mailed, reason, detail, file_name
+    from (
+    select
+        *,
+        row_number() over (
+            partition by profile_id order by is_mailed desc, {dialect.code_point_order("reason")}
+        ) as _dm_rank
     from (
         select
             profile_id,
@@ -176,7 +184,8 @@ def _compared_sql(run_a: str, run_b: str) -> str:
         where run_id = {run}
             and reason <> '{HOLDOUT}'
     ) as run_outcomes
-    qualify row_number() over (partition by profile_id order by is_mailed desc, reason) = 1
+    ) as ranked
+    where _dm_rank = 1
 )""")
     return f"""with
 {outcomes[0]},

@@ -118,7 +118,7 @@ class ExtractPlan:
         return (
             f"select {self.row_number(warehouse)} as {ROW}, {IDENTITY}, {columns}, "
             f"{encoder.line_sql(d, fields)} as {LINE} from {self.staging_table} "
-            f"where {d.insertion_position()} < {rows}"
+            f"where {d.insertion_position()} < {rows}{d.position_order()}"
         )
 
     def exclusions_sql(self, warehouse: Warehouse, run_id: str, attempt: int, at: datetime) -> str:
@@ -206,9 +206,10 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
             matches.append(("suppressed_profiles", f"cast({q(s.identity)} as varchar)", identity))
         if s.household_key is not None and rules.addresses is not None:
             matches.append(("suppressed_households", q(s.household_key), "address_rows.address_household"))
+        first_list = d.code_point_order(q(s.list))
         for name, key, compared in matches:
             parts.ctes.append(
-                f"{name} as (select {key} as suppressed_key, min({q(s.list)}) as list_name "
+                f"{name} as (select {key} as suppressed_key, min({first_list}) as list_name "
                 f"from {rules.suppression.relation} where {key} is not null group by 1)"
             )
             parts.joins.append(f"left join {name} on {name}.suppressed_key = {compared}")
@@ -231,7 +232,8 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
     if rules.new_entrants is not None:
         n = rules.new_entrants
         parts.ctes.append(
-            f"earlier_sends as (select profile_id as sent_identity, max(run_id) as sent_run "
+            f"earlier_sends as (select profile_id as sent_identity, "
+            f"max({d.code_point_order('run_id')}) as sent_run "
             f"from {SENDS} where {_pieces_sent(warehouse, n.run_id)} "
             f"and campaign = {d.literal(n.campaign)} group by 1)"
         )
@@ -329,7 +331,7 @@ def _order(keys: list[SortKey], prefix: str) -> list[str]:
 
 
 def _is_text(type_name: str) -> bool:
-    return type_name.upper().split("(")[0] in ("VARCHAR", "TEXT", "STRING", "CHARACTER VARYING")
+    return type_name.upper().split("(")[0].strip() in ("VARCHAR", "TEXT", "STRING", "CHARACTER VARYING")
 
 
 def _formula_escaped(warehouse: Warehouse, expression: str) -> str:
@@ -348,7 +350,8 @@ def plan_extract(
     staging_name: str,
     escape_formulas: bool = False,
 ) -> tuple[ExtractPlan, str]:
-    """The staging table's name and the statement that fills it.
+    """The staging table's name and the statement that creates it (drop_staging first: a table of that
+    name left by an earlier plan on the same connection is replaced).
 
     Every targeted row gets the first exclusion reason that applies (see REASONS) with a detail (the
     suppression list, the address errors, the household's representative or the first copy, the recent
@@ -359,8 +362,13 @@ def plan_extract(
     spec = campaign.spec
     types = dict(column_types)
     labels = written_columns(campaign, [name for name, _ in column_types])
-    identity = f"cast(campaign.{q(spec.identity)} as varchar)"
-    staging_table = f"temp.main.{q(staging_name)}"  # temporary: it lives as long as the run's connection
+    # Every comparison of identities (order, first_value, min) is by code point, on every warehouse.
+    identity = d.code_point_order(f"cast(campaign.{q(spec.identity)} as varchar)")
+    staging_table = d.temporary_relation(staging_name)  # it lives as long as the run's connection
+
+    def sort_value(column: str) -> str:
+        value = f"campaign.{q(column)}"
+        return d.code_point_order(value) if _is_text(types[column]) else value
 
     fields = _text_columns(len(labels))
     formatted = []
@@ -369,7 +377,7 @@ def plan_extract(
         if escape_formulas and _is_text(types[label]):
             text = _formula_escaped(warehouse, text)
         formatted.append(f"{text} as {field}")
-    sort_values = [f"campaign.{q(key.column)} as _dm_s{i}" for i, key in enumerate(spec.sort_keys)]
+    sort_values = [f"{sort_value(key.column)} as _dm_s{i}" for i, key in enumerate(spec.sort_keys)]
     order = ", ".join([*_order(spec.sort_keys, "_dm_s"), f"{IDENTITY} asc"])
     copy_key = ", ".join(fields)
     parts = _rule_parts(warehouse, rules, identity)
@@ -381,7 +389,7 @@ def plan_extract(
         else:  # a household campaign has address_columns (the spec requires them)
             columns = spec.address_columns.all_columns() if spec.address_columns else []
             household = d.text_key([f"campaign.{q(c)}" for c in columns])
-        household_values = [f"campaign.{q(k.column)} as _dm_h{i}" for i, k in enumerate(spec.household_keys)]
+        household_values = [f"{sort_value(k.column)} as _dm_h{i}" for i, k in enumerate(spec.household_keys)]
         household_values.append(f"{household} as _dm_household")
         household_order = ", ".join([*_order(spec.household_keys, "_dm_h"), f"{IDENTITY} asc"])
         household_group = f"partition by _dm_excluded is null, coalesce(_dm_household, {IDENTITY})"
@@ -403,12 +411,13 @@ def plan_extract(
     in_holdout = f"{d.holdout_bucket(holdout_key)} < {threshold}" if threshold else "false"
     ctes = "".join(f"{cte},\n" for cte in parts.ctes)
     copy_hash = d.row_hash(fields)
+    file_order = f"{REASON} <> '{EXPORTED}', {order}"
 
     # Duplicates (rows whose written columns are all equal) are rare: only rows whose hash repeats take
     # part in the window that keeps the first copy in file order; every other row is its own first copy.
     # `flagged` is read twice, so it is materialized once; every other step streams into the one sort.
     sql = f"""
-create or replace temporary table {staging_table} as
+create temporary table {staging_table} as
 with
 {ctes}targeted as not materialized (
     select
@@ -479,9 +488,9 @@ reasoned as not materialized (
         end as {DETAIL}
     from copies
 )
-select {IDENTITY}, {copy_key}, {REASON}, {DETAIL}
+select {IDENTITY}, {copy_key}, {REASON}, {DETAIL}{d.position_column(file_order)}
 from reasoned
-order by {REASON} <> '{EXPORTED}', {order}
+order by {file_order}
 """
     return ExtractPlan(campaign, labels, staging_table, [types[label] for label in labels]), sql
 

@@ -169,12 +169,13 @@ VIEWS = {
     SENDS: (SEND_ROWS, "run_id, campaign, profile_id, file_name, is_holdout, sent_at"),
     EXCLUSIONS: (EXCLUSION_ROWS, "run_id, campaign, profile_id, reason, detail, recorded_at"),
 }
-VIEW_DDL = [
-    f"create view if not exists {view} as select {', '.join('r.' + c for c in columns.split(', '))} "
+VIEW_SQL = {
+    view: f"select {', '.join('r.' + c for c in columns.split(', '))} "
     f"from {rows} as r join {RUNS} as runs "
     "on runs.run_id = r.run_id and runs.committed_attempt = r.attempt"
     for view, (rows, columns) in VIEWS.items()
-]
+}
+VIEW_DDL = [f"create view if not exists {view} as {sql}" for view, sql in VIEW_SQL.items()]
 DDL = [*TABLE_DDL, *VIEW_DDL]  # a new warehouse (the sample generator) runs them as they are
 
 _JSON_COLUMNS: dict[str, Any] = {"excluded": {}, "files": [], "step_seconds": {}, "exclusion_details": {}}
@@ -188,8 +189,9 @@ class History:
         for statement in TABLE_DDL:
             self.warehouse.execute(statement)
         self._migrate_tables()
-        for statement in VIEW_DDL:
-            self.warehouse.execute(statement)
+        for view, sql in VIEW_SQL.items():  # `create view if not exists` is DuckDB's only
+            if not self.warehouse.relation_exists(view):
+                self.warehouse.execute(f"create view {view} as {sql}")
 
     def _migrate_tables(self) -> None:
         """Warehouses from before the views held `sends` and `exclusions` as tables of delivered runs."""

@@ -3,6 +3,10 @@
 An exclusive `flock` on a file beside the DuckDB database. A second run (another process, or another
 thread of a Prefect `serve` process) waits for the first instead of failing on DuckDB's own lock. The
 lock is released by the kernel if the holder dies, so a crashed run never blocks the next one.
+
+A file lock guards one machine. On a PostgreSQL warehouse, which runners on several machines can reach,
+`warehouse_lock` also holds a session advisory lock in that database (`pg_advisory_lock`), released by
+the server when the holder's connection ends.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from directmail.builder import TargetInfo
+
+NO_WAITING: Callable[[str], None] = lambda message: None  # noqa: E731
 
 
 def lock_path(target: TargetInfo, project_dir: Path) -> Path:
@@ -39,3 +45,18 @@ def exclusive(path: Path, waiting: Callable[[str], None] = lambda message: None)
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def warehouse_lock(
+    target: TargetInfo, project_dir: Path, waiting: Callable[[str], None] = NO_WAITING
+) -> Iterator[None]:
+    """The writer's lock of the target's warehouse: the file lock, and on PostgreSQL the server's too."""
+    with exclusive(lock_path(target, project_dir), waiting):
+        if target.adapter_type != "postgres":
+            yield
+            return
+        from directmail.warehouse.postgres_warehouse import advisory_lock
+
+        with advisory_lock(target, waiting):
+            yield

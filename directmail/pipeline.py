@@ -50,7 +50,7 @@ from directmail.extract import (
 from directmail.fixedwidth import fixed_width_encoder
 from directmail.history import DELIVERED, DELIVERING, EMPTY, FAILED, History, RunRecord
 from directmail.layout import FileLayout
-from directmail.locking import exclusive, lock_path
+from directmail.locking import warehouse_lock
 from directmail.preview import excluded_rows, preview_lines
 from directmail.project import Project
 from directmail.rules import TEST_PROFILES_VAR, Relations, resolve_rules, test_profile_relations
@@ -261,6 +261,8 @@ class CampaignRun:
         )
         self.progress("excluding, de-duplicating and ordering in the warehouse")
         History(warehouse).ensure_tables()
+        warehouse.refresh_statistics(campaign.relation)  # just built: the planner has not seen it
+        drop_staging(warehouse, self.plan)
         warehouse.execute(sql)
         counts, self.record.exclusion_details = reason_summary(warehouse, self.plan)
         self.plan.exported = counts[EXPORTED]
@@ -441,8 +443,7 @@ class CampaignRun:
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the warehouse for the whole run: a second run waits here rather than failing."""
-        path = lock_path(self.project.dbt.target_info(), self.project.directory)
-        with exclusive(path, self.progress):
+        with warehouse_lock(self.project.dbt.target_info(), self.project.directory, self.progress):
             yield
 
     def execute(self, run_step: StepRunner = run_inline) -> RunRecord:

@@ -25,14 +25,14 @@ from directmail.delivery import open_destination
 from directmail.delivery.preflight import routing_findings
 from directmail.errors import ConfigError, DirectMailError, Finding
 from directmail.history import RETURN_FILES, RETURNS, History
-from directmail.locking import exclusive, lock_path
+from directmail.locking import warehouse_lock
 from directmail.returnfile import ReturnFileRefused, ReturnRow, parse_return_file
 from directmail.secrets import scrub
 from directmail.warehouse import Warehouse, open_warehouse
 
 RETURNS_FOLDER = "returns"  # under a routing's directory, prefix or container prefix
 ACCEPTED_SUFFIXES = (".csv", ".txt")
-_PENDING = "temp.main._dm_return_rows"
+_PENDING = "_dm_return_rows"  # a temporary table (Warehouse.dialect.temporary_relation)
 
 Progress = Callable[[str], None]
 
@@ -144,18 +144,21 @@ def store_return_file(
         return Ingested(name, digest, 0, 0, earlier)
     rows = parse_return_file(data, name, moment)
     pending = _rows_table(rows, name, digest, moment)
+    pending_table = warehouse.dialect.temporary_relation(_PENDING)
     with warehouse.transaction():
-        warehouse.execute(f"create or replace temporary table {_PENDING} as select * from {RETURNS} limit 0")
+        warehouse.execute(f"drop table if exists {pending_table}")
+        warehouse.execute(f"create temporary table {pending_table} as select * from {RETURNS} limit 0")
         try:
-            warehouse.append(_PENDING, pending)
+            warehouse.append(pending_table, pending)
             new = warehouse.query(
-                f"select count(*) as n from {_PENDING} as p where not exists ({_same_return('p')})"
+                f"select count(*) as n from {pending_table} as p where not exists ({_same_return('p')})"
             )["n"][0].as_py()
             warehouse.execute(
-                f"insert into {RETURNS} select * from {_PENDING} as p where not exists ({_same_return('p')})"
+                f"insert into {RETURNS} select * from {pending_table} as p "
+                f"where not exists ({_same_return('p')})"
             )
         finally:
-            warehouse.execute(f"drop table if exists {_PENDING}")
+            warehouse.execute(f"drop table if exists {pending_table}")
         file_row = {
             "source_file": name,
             "source_sha256": digest,
@@ -196,7 +199,7 @@ def _rows_table(rows: list[ReturnRow], name: str, digest: str, moment: datetime)
 @contextmanager
 def _history(target: TargetInfo, project_dir: Path, progress: Progress) -> Iterator[Warehouse]:
     """The warehouse under the run lock, with the history tables in place."""
-    with exclusive(lock_path(target, project_dir), progress):
+    with warehouse_lock(target, project_dir, progress):
         warehouse = open_warehouse(target, project_dir)
         try:
             History(warehouse).ensure_tables()

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from directmail.campaign import Campaign
 from directmail.errors import Finding
-from directmail.extract import IDENTITY, LINE, ROW, file_lines
+from directmail.extract import IDENTITY, LINE, ROW, _is_text, file_lines
 from directmail.textformat import LineEncoder
 from directmail.warehouse import Warehouse
 
@@ -97,7 +97,8 @@ def read_seed_rows(
     columns.append(f"{encoder.line_sql(d, values)} as {LINE}")
     seed_id = next((name for name, _ in described if name.casefold() == SEED_ID), None)
     identity = f"cast({q(seed_id)} as varchar)" if seed_id else "''"
-    order = q(seed_id) if seed_id else ", ".join(q(name) for name, _ in described)
+    ordered = [(seed_id, types[seed_id])] if seed_id else described  # by code point where text
+    order = ", ".join(d.code_point_order(q(name)) if _is_text(kind) else q(name) for name, kind in ordered)
     sql = (
         f"select 0 as {ROW}, {identity} as {IDENTITY}, {', '.join(columns)} "
         f"from {relation} order by {order} limit {MAX_SEED_ROWS + 1}"

@@ -1,8 +1,8 @@
 """The one interface through which the runner touches the warehouse.
 
-Read a relation as a stream of Arrow record batches, run a statement, write the history tables. DuckDB is
-the first implementation; PostgreSQL (ADBC) and Spark follow the same protocol, chosen by the dbt target's
-adapter type. Nothing else in the library imports a database driver.
+Read a relation as a stream of Arrow record batches, run a statement, write the history tables. DuckDB and
+PostgreSQL (ADBC) implement it, chosen by the dbt target's adapter type; Spark would follow the same
+protocol. Nothing else in the library imports a database driver.
 """
 
 from __future__ import annotations
@@ -67,6 +67,24 @@ class SqlDialect(Protocol):
         """A row's 0-based position in a table written by `create table … as select … order by`."""
         ...
 
+    def position_column(self, order: str) -> str:
+        """A select-list item (with its leading comma) that records the position `order` gives each row,
+        for a warehouse whose tables do not keep insertion order; empty where they do."""
+        ...
+
+    def position_order(self) -> str:
+        """The `order by` that reads such a table in its written order (empty where rows keep it)."""
+        ...
+
+    def code_point_order(self, expression: str) -> str:
+        """A text expression compared (order by, min, max) by code point, whatever the database's
+        collation: the same file order on every warehouse."""
+        ...
+
+    def temporary_relation(self, name: str) -> str:
+        """The qualified name of a temporary table (it lives as long as the connection)."""
+        ...
+
 
 class Warehouse(Protocol):
     dialect: SqlDialect
@@ -107,6 +125,11 @@ class Warehouse(Protocol):
 
     def relation_exists(self, relation: str) -> bool: ...
 
+    def refresh_statistics(self, relation: str) -> None:
+        """Let the planner know a table just built (PostgreSQL plans a fresh table blind until its
+        autovacuum analyzes it); a no-op where statistics are always current."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -131,5 +154,9 @@ def open_warehouse(target: TargetInfo, project_dir: Path, read_only: bool = Fals
 
         path = warehouse_file(target, project_dir) or Path(":memory:")
         return DuckDBWarehouse(path, getattr(target.credentials, "settings", None), read_only=read_only)
-    reason = f"adapter type '{target.adapter_type}' is not supported yet (supported: duckdb)"
+    if target.adapter_type == "postgres":
+        from directmail.warehouse.postgres_warehouse import PostgresWarehouse
+
+        return PostgresWarehouse(target)
+    reason = f"adapter type '{target.adapter_type}' is not supported yet (supported: duckdb, postgres)"
     raise ConfigError([Finding("profiles.yml", f"target {target.name}", reason)])

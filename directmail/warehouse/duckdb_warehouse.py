@@ -85,6 +85,18 @@ class DuckDBDialect:
         # Rows keep the order they were inserted in (preserve_insertion_order, set on the connection).
         return "rowid"
 
+    def position_column(self, order: str) -> str:
+        return ""  # rowid is the position: no window, no second sort
+
+    def position_order(self) -> str:
+        return ""
+
+    def code_point_order(self, expression: str) -> str:
+        return expression  # DuckDB's default collation compares by code point
+
+    def temporary_relation(self, name: str) -> str:
+        return f"temp.main.{self.quote(name)}"
+
 
 def _output_name(expression: dict) -> str | None:
     if expression.get("alias"):
@@ -238,6 +250,9 @@ class DuckDBWarehouse:
         except duckdb.CatalogException:
             return False
         return True
+
+    def refresh_statistics(self, relation: str) -> None:
+        return None  # DuckDB keeps a table's statistics as it writes it
 
     def close(self) -> None:
         self._con.close()
