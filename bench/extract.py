@@ -77,11 +77,16 @@ def _process(command: list[str], cwd: Path, what: str) -> dict:
 
 def run_process(project: Path, copy: Path, exported: int) -> dict:
     """`directmail run` in a fresh copy of the built project (never "nothing to do"), delivering to the
-    sample's landing folder; the run must record directmail's exported count as delivered."""
+    sample's landing folder; the run must record directmail's exported count as delivered.
+
+    dbt's parse is cached first (an untimed `directmail list` in the copy), as it is for every command
+    after the first in a project: what is timed is a scheduled run's wait, not a project's first command.
+    """
     from bench.stages import _database
 
     shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".directmail", "landing", "*.tmp"))
     directmail = str(Path(sys.executable).with_name("directmail"))
+    subprocess.run([directmail, "list"], cwd=copy, check=True, capture_output=True)
     command = [directmail, "run", CAMPAIGN, "--skip-build", "--run-time", RUN_TIME]
     result = _process(command, copy, "directmail-run")
     with duckdb.connect(_database(copy), read_only=True) as con:
