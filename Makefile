@@ -9,6 +9,15 @@ PROFILES ?= 2000
 TARGET ?= duckdb
 # `--target T` for directmail and dbt, except on the default target (the profile's own).
 TARGET_OPTION := $(if $(filter-out duckdb,$(TARGET)),--target $(TARGET),)
+# TARGET=postgres with no PGHOST: a throwaway PostgreSQL 15 on 127.0.0.1 (scripts/local-postgres) that
+# stays up after the demo; `make local-postgres-stop` removes it.
+ifeq ($(TARGET)$(PGHOST),postgres)
+export PGHOST := 127.0.0.1
+export PGPORT ?= 54329
+export PGUSER := postgres
+export PGDATABASE := directmail
+LOCAL_POSTGRES := local-postgres
+endif
 BENCH_SIZES ?= 100000
 
 export DO_NOT_TRACK := 1
@@ -16,7 +25,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
-.PHONY: setup test-servers sample demo test bench lint format docs clean ui serve
+.PHONY: setup test-servers sample demo test bench lint format docs clean ui serve local-postgres local-postgres-stop
 
 setup:  ## Python environment from uv.lock (bytecode compiled: PYTHONDONTWRITEBYTECODE=1 is common)
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -34,7 +43,7 @@ test-servers:  ## What the tests start: sshd + gpg + PostgreSQL 15 (Debian packa
 	@mkdir -p /run/sshd 2>/dev/null || true
 	@test -f node_modules/azurite/dist/src/blob/main.js || npm ci --no-audit --no-fund --loglevel=error
 
-sample: setup  ## (Re)generate the sample CRM into warehouse/directmail.duckdb (TARGET=postgres: the PG* database)
+sample: setup $(LOCAL_POSTGRES)  ## (Re)generate the sample CRM into warehouse/directmail.duckdb (TARGET=postgres: the PG* database)
 ifeq ($(TARGET),duckdb)
 	$(RUN) python -m sampledata.generate --database warehouse/directmail.duckdb --profiles $(PROFILES)
 else
@@ -59,6 +68,13 @@ test: setup test-servers  ## The whole test suite (starts and stops its own serv
 bench: setup test-servers  ## Extract vs the COPY floor and pandas (BENCH_SIZES=1000000,3000000,10000000 for all); start-up
 	$(RUN) python -m bench.extract --sizes $(BENCH_SIZES) --sftp
 	$(RUN) python -m bench.startup --profiles $(PROFILES)
+
+local-postgres: test-servers  ## A throwaway PostgreSQL 15 on 127.0.0.1:54329 (what TARGET=postgres uses without PGHOST)
+	@bash scripts/local-postgres start
+	@echo "to reach it: export PGHOST=127.0.0.1 PGPORT=$${PGPORT:-54329} PGUSER=postgres PGDATABASE=directmail"
+
+local-postgres-stop:  ## Stop and remove the throwaway PostgreSQL
+	@bash scripts/local-postgres stop
 
 warehouse/directmail.duckdb:
 	$(MAKE) sample
