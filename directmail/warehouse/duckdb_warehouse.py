@@ -5,25 +5,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from directmail.builder import RESOURCE_SETTINGS
+from directmail.warehouse.sqltext import CommonSql
 
 if TYPE_CHECKING:  # pyarrow is imported by DuckDB when a result is fetched as Arrow: reads stay light
     import pyarrow as pa
 
 
-class DuckDBDialect:
-    def quote(self, identifier: str) -> str:
-        return '"' + identifier.replace('"', '""') + '"'
-
-    def literal(self, value: str) -> str:
-        return "'" + value.replace("'", "''") + "'"
-
+class DuckDBDialect(CommonSql):
     def as_text(self, expression: str, type_name: str) -> str:
         kind = type_name.upper()
         if kind == "VARCHAR":
@@ -51,35 +45,8 @@ class DuckDBDialect:
     def row_hash(self, expressions: list[str]) -> str:
         return f"hash({', '.join(expressions)})"
 
-    def text_line(self, fields: list[str], separator: str, newline: str) -> str:
-        specials = [self.text_literal(c) for c in (separator, '"', "\r", "\n")]
-        quoted = []
-        for field in fields:
-            needs_quotes = " or ".join(f"contains({field}, {c})" for c in specials)
-            doubled = f"replace({field}, '\"', '\"\"')"
-            quoted.append(f"case when {needs_quotes} then '\"' || {doubled} || '\"' else {field} end")
-        joined = f"concat_ws({self.text_literal(separator)}, {', '.join(quoted)})"
-        return f"{joined} || {self.text_literal(newline)}"
-
-    def fixed_width_line(
-        self, fields: list[str], widths: list[int], right_aligned: list[bool], newline: str
-    ) -> str:
-        # Not rpad/lpad: they cut a longer value, which validation must see (and refuse) whole.
-        padded = []
-        for field, width, right in zip(fields, widths, right_aligned, strict=True):
-            spaces = f"repeat(' ', greatest({int(width)} - length({field}), 0))"
-            padded.append(f"{spaces} || {field}" if right else f"{field} || {spaces}")
-        return " || ".join([*padded, self.text_literal(newline)])
-
-    def text_literal(self, value: str) -> str:
-        """A string literal that spells control characters with chr(), so the SQL stays one line."""
-        runs = [(printable, "".join(chars)) for printable, chars in groupby(value, str.isprintable)]
-        pieces = [
-            self.literal(run) if printable else " || ".join(f"chr({ord(c)})" for c in run)
-            for printable, run in runs
-        ]
-        joined = " || ".join(pieces) or "''"
-        return f"({joined})" if " || " in joined else joined
+    def contains(self, field: str, needle: str) -> str:
+        return f"contains({field}, {needle})"
 
     def insertion_position(self) -> str:
         # Rows keep the order they were inserted in (preserve_insertion_order, set on the connection).

@@ -13,7 +13,6 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from itertools import groupby
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -21,6 +20,7 @@ import adbc_driver_postgresql.dbapi as adbc
 
 from directmail.builder import TargetInfo
 from directmail.errors import DirectMailError
+from directmail.warehouse.sqltext import CommonSql
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -50,13 +50,7 @@ RUN_LOCK_KEY = int.from_bytes(hashlib.sha256(b"directmail:warehouse writer").dig
 _PARAMETER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
 
 
-class PostgresDialect:
-    def quote(self, identifier: str) -> str:
-        return '"' + identifier.replace('"', '""') + '"'
-
-    def literal(self, value: str) -> str:
-        return "'" + value.replace("'", "''") + "'"
-
+class PostgresDialect(CommonSql):
     def as_text(self, expression: str, type_name: str) -> str:
         kind = type_name.upper()
         if kind == "VARCHAR":
@@ -89,36 +83,6 @@ class PostgresDialect:
 
     def row_hash(self, expressions: list[str]) -> str:
         return f"hashtextextended(cast(row({', '.join(expressions)}) as text), 0)"
-
-    def text_line(self, fields: list[str], separator: str, newline: str) -> str:
-        specials = [self.text_literal(c) for c in (separator, '"', "\r", "\n")]
-        quoted = []
-        for field in fields:
-            needs_quotes = " or ".join(f"strpos({field}, {c}) > 0" for c in specials)
-            doubled = f"replace({field}, '\"', '\"\"')"
-            quoted.append(f"case when {needs_quotes} then '\"' || {doubled} || '\"' else {field} end")
-        joined = f"concat_ws({self.text_literal(separator)}, {', '.join(quoted)})"
-        return f"{joined} || {self.text_literal(newline)}"
-
-    def fixed_width_line(
-        self, fields: list[str], widths: list[int], right_aligned: list[bool], newline: str
-    ) -> str:
-        # Not rpad/lpad: they cut a longer value, which validation must see (and refuse) whole.
-        padded = []
-        for field, width, right in zip(fields, widths, right_aligned, strict=True):
-            spaces = f"repeat(' ', greatest({int(width)} - length({field}), 0))"
-            padded.append(f"{spaces} || {field}" if right else f"{field} || {spaces}")
-        return " || ".join([*padded, self.text_literal(newline)])
-
-    def text_literal(self, value: str) -> str:
-        """A string literal that spells control characters with chr(), so the SQL stays one line."""
-        runs = [(printable, "".join(chars)) for printable, chars in groupby(value, str.isprintable)]
-        pieces = [
-            self.literal(run) if printable else " || ".join(f"chr({ord(c)})" for c in run)
-            for printable, run in runs
-        ]
-        joined = " || ".join(pieces) or "''"
-        return f"({joined})" if " || " in joined else joined
 
     def insertion_position(self) -> str:
         return POSITION

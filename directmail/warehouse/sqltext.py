@@ -1,0 +1,49 @@
+"""The SQL both dialects write alike: identifiers, literals, and the lines of contract 3 built in the
+warehouse (quoted-when-needed fields, fixed-width padding), so that every engine gives the same bytes."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+
+class CommonSql:
+    """Shared by the dialects; a dialect overrides `contains` where it has a faster spelling."""
+
+    def quote(self, identifier: str) -> str:
+        return '"' + identifier.replace('"', '""') + '"'
+
+    def literal(self, value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    def contains(self, field: str, needle: str) -> str:
+        return f"strpos({field}, {needle}) > 0"
+
+    def text_line(self, fields: list[str], separator: str, newline: str) -> str:
+        specials = [self.text_literal(c) for c in (separator, '"', "\r", "\n")]
+        quoted = []
+        for field in fields:
+            needs_quotes = " or ".join(self.contains(field, c) for c in specials)
+            doubled = f"replace({field}, '\"', '\"\"')"
+            quoted.append(f"case when {needs_quotes} then '\"' || {doubled} || '\"' else {field} end")
+        joined = f"concat_ws({self.text_literal(separator)}, {', '.join(quoted)})"
+        return f"{joined} || {self.text_literal(newline)}"
+
+    def fixed_width_line(
+        self, fields: list[str], widths: list[int], right_aligned: list[bool], newline: str
+    ) -> str:
+        # Not rpad/lpad: they cut a longer value, which validation must see (and refuse) whole.
+        padded = []
+        for field, width, right in zip(fields, widths, right_aligned, strict=True):
+            spaces = f"repeat(' ', greatest({int(width)} - length({field}), 0))"
+            padded.append(f"{spaces} || {field}" if right else f"{field} || {spaces}")
+        return " || ".join([*padded, self.text_literal(newline)])
+
+    def text_literal(self, value: str) -> str:
+        """A string literal that spells control characters with chr(), so the SQL stays one line."""
+        runs = [(printable, "".join(chars)) for printable, chars in groupby(value, str.isprintable)]
+        pieces = [
+            self.literal(run) if printable else " || ".join(f"chr({ord(c)})" for c in run)
+            for printable, run in runs
+        ]
+        joined = " || ".join(pieces) or "''"
+        return f"({joined})" if " || " in joined else joined
