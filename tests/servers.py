@@ -383,6 +383,14 @@ class PostgresServer:
     def uri(self) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
 
+    def new_database(self, name: str, options: str = "") -> dict[str, str]:
+        """A fresh database (`create database <name> <options>`), and the environment that points libpq,
+        dbt's `postgres` target and the sample generator at it (no other PG* variable kept)."""
+        connect = ["-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "postgres"]
+        self._as_owner("psql", *connect, "-v", "ON_ERROR_STOP=1", "-c", f"create database {name} {options}")
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        return {**environment, **self.environment, "PGDATABASE": name, "DO_NOT_TRACK": "1"}
+
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._as_owner("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")

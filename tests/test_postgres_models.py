@@ -109,11 +109,7 @@ def projects(tmp_path: Path, postgres, monkeypatch: pytest.MonkeyPatch):
     """The sample project twice: on DuckDB (built in full) and on the PostgreSQL server (a fresh database)."""
     monkeypatch.delenv("DIRECTMAIL_WAREHOUSE", raising=False)
     database = f"sample_{os.getpid()}_{tmp_path.name.replace('-', '_')}"[:63].lower()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env |= {**postgres.environment, "PGDATABASE": database, "DO_NOT_TRACK": "1"}
-    with postgres_connection(env, "postgres") as con:
-        con.autocommit = True
-        con.cursor().execute(f"create database {database}")
+    env = postgres.new_database(database)
     on_duckdb = copy_sample_project(tmp_path / "duckdb")
     on_postgres = copy_sample_project(tmp_path / "postgres")
     return on_duckdb, on_postgres, env

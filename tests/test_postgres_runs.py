@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, copy_sample_project
-from tests.test_postgres_models import postgres_connection, postgres_rows
+from tests.test_postgres_models import postgres_rows
 from tests.test_sample_project import RUN_TIME, cli, landing_files, query
 from tests.test_sample_targeting import NEXT_DAY, SAMPLE_FILES_SHA256
 
@@ -38,14 +38,9 @@ def projects(tmp_path: Path, postgres, monkeypatch: pytest.MonkeyPatch):
     """The sample project on DuckDB, and a copy whose `postgres` target is a fresh database (ICU en-US)."""
     monkeypatch.delenv("DIRECTMAIL_WAREHOUSE", raising=False)
     database = f"runs_{os.getpid()}_{tmp_path.name.replace('-', '_')}"[:63].lower()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env |= {**postgres.environment, "PGDATABASE": database, "DO_NOT_TRACK": "1"}
-    with postgres_connection(env, "postgres") as con:
-        con.autocommit = True
-        con.cursor().execute(
-            f"create database {database} template template0 encoding 'UTF8' "
-            "locale_provider icu icu_locale 'en-US'"
-        )
+    env = postgres.new_database(
+        database, "template template0 encoding 'UTF8' locale_provider icu icu_locale 'en-US'"
+    )
     generated = subprocess.run(
         [sys.executable, "-m", "sampledata.generate", "--target", "postgres", "--profiles", "2000"],
         cwd=REPO,
