@@ -77,6 +77,19 @@ def duckdb_rows(project: Path, relation: str) -> tuple[list[str], list[tuple]]:
         return [c[0] for c in cursor.description], _rows(cursor.fetchall())
 
 
+def generate_sample(env: dict[str, str], profiles: int) -> str:
+    """`sampledata.generate --target postgres` into the database `env` names; its report (stdout)."""
+    generated = subprocess.run(
+        [sys.executable, "-m", "sampledata.generate", "--target", "postgres", "--profiles", str(profiles)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert generated.returncode == 0, generated.stderr
+    return generated.stdout
+
+
 def postgres_connection(env: dict[str, str], database: str | None = None):
     import psycopg2
 
@@ -118,17 +131,8 @@ def projects(tmp_path: Path, postgres, monkeypatch: pytest.MonkeyPatch):
 @pytest.mark.slow
 def test_sql_models_build_on_postgres_and_match_duckdb(projects):
     on_duckdb, on_postgres, env = projects
-    generated = subprocess.run(
-        [sys.executable, "-m", "sampledata.generate", "--target", "postgres", "--profiles", "2000"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert generated.returncode == 0, generated.stderr
-    assert (
-        f"@127.0.0.1:{env['PGPORT']}/{env['PGDATABASE']}: 2,000 profiles, 3,894 consents" in generated.stdout
-    )
+    generated = generate_sample(env, 2000)
+    assert f"@127.0.0.1:{env['PGPORT']}/{env['PGDATABASE']}: 2,000 profiles, 3,894 consents" in generated
 
     seeds = dbt(on_postgres, env, "seed", "--target", "postgres")
     assert len(seeds) == 6 and {r["status"] for r in seeds} == {"success"}
@@ -203,13 +207,6 @@ def test_sql_models_build_on_postgres_and_match_duckdb(projects):
             "insert into direct_mail.runs (run_id, campaign, run_time, status) values ('a@1', 'a', now(), 'failed')"
         )
         con.commit()
-    again = subprocess.run(
-        [sys.executable, "-m", "sampledata.generate", "--target", "postgres", "--profiles", "1000"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert again.returncode == 0, again.stderr
+    generate_sample(env, 1000)
     assert postgres_rows(env, "(select count(*) from main.stg_crm__profiles) as p")[1] == [(1000,)]
     assert postgres_rows(env, "(select count(*) from direct_mail.runs) as r")[1] == [(0,)]

@@ -12,16 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, copy_sample_project
-from tests.test_postgres_models import postgres_rows
+from tests.conftest import copy_sample_project
+from tests.test_postgres_models import generate_sample, postgres_rows
 from tests.test_sample_project import RUN_TIME, cli, landing_files, query
 from tests.test_sample_targeting import NEXT_DAY, SAMPLE_FILES_SHA256
 
@@ -41,14 +39,7 @@ def projects(tmp_path: Path, postgres, monkeypatch: pytest.MonkeyPatch):
     env = postgres.new_database(
         database, "template template0 encoding 'UTF8' locale_provider icu icu_locale 'en-US'"
     )
-    generated = subprocess.run(
-        [sys.executable, "-m", "sampledata.generate", "--target", "postgres", "--profiles", "2000"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert generated.returncode == 0, generated.stderr
+    generate_sample(env, 2000)
     for name in [k for k in os.environ if k.startswith("PG")]:
         monkeypatch.delenv(name)
     for name, value in env.items():
