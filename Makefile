@@ -19,6 +19,10 @@ export PGDATABASE := directmail
 LOCAL_POSTGRES := local-postgres
 endif
 BENCH_SIZES ?= 100000
+# Optional extras of pyproject.toml to install besides the default environment (`make setup EXTRAS=spark`);
+# TARGET=spark needs pyspark, so it adds `spark`. Installs are inexact: an extra once installed stays.
+EXTRAS ?=
+SYNC_EXTRAS := $(foreach extra,$(sort $(EXTRAS) $(filter spark,$(TARGET))),--extra $(extra))
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
@@ -29,9 +33,9 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
 setup:  ## Python environment from uv.lock (bytecode compiled: PYTHONDONTWRITEBYTECODE=1 is common)
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen --compile-bytecode
+	$(UV) sync --frozen --inexact --compile-bytecode $(SYNC_EXTRAS)
 
-test-servers:  ## What the tests start: sshd + gpg + PostgreSQL 15 (Debian packages, needs root) and Azurite (npm)
+test-servers:  ## What the tests start: sshd + gpg + PostgreSQL 15 + Java 17 for Spark (Debian packages, needs root) and Azurite (npm)
 	@if [ ! -x /usr/sbin/sshd ] || ! command -v gpg >/dev/null || ! command -v ssh-keygen >/dev/null; then \
 		echo "installing openssh-server and gnupg"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server gnupg >/dev/null; \
@@ -39,6 +43,10 @@ test-servers:  ## What the tests start: sshd + gpg + PostgreSQL 15 (Debian packa
 	@if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
 		echo "installing postgresql-15"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
+	fi
+	@if ! command -v java >/dev/null; then \
+		echo "installing openjdk-17-jre-headless (Spark)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
 	fi
 	@mkdir -p /run/sshd 2>/dev/null || true
 	@test -f node_modules/azurite/dist/src/blob/main.js || npm ci --no-audit --no-fund --loglevel=error
