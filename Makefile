@@ -19,6 +19,8 @@ export PGDATABASE := directmail
 LOCAL_POSTGRES := local-postgres
 endif
 BENCH_SIZES ?= 100000
+ENGINE_PROFILES ?= 100000
+BENCH_ENGINES ?= postgres
 # Optional extras of pyproject.toml to install besides the default environment (`make setup EXTRAS=spark`);
 # TARGET=spark needs pyspark, so it adds `spark`. Installs are inexact: an extra once installed stays.
 EXTRAS ?=
@@ -76,6 +78,7 @@ test: setup test-servers  ## The whole test suite (starts and stops its own serv
 bench: setup test-servers  ## Extract vs the COPY floor and pandas (BENCH_SIZES=1000000,3000000,10000000 for all); start-up
 	$(RUN) python -m bench.extract --sizes $(BENCH_SIZES) --sftp
 	$(RUN) python -m bench.startup --profiles $(PROFILES)
+	$(RUN) python -m bench.engines --profiles $(ENGINE_PROFILES) --engines $(BENCH_ENGINES)
 
 local-postgres: test-servers  ## A throwaway PostgreSQL 15 on 127.0.0.1:54329 (what TARGET=postgres uses without PGHOST)
 	@bash scripts/local-postgres start

@@ -19,8 +19,8 @@ child process of its own so that its peak RSS is its own:
   exit.
 With `--sftp`, the 1 M (or the largest) extract is also uploaded with directmail's SFTP and OpenSSH's
 `sftp` to a local sshd. Results are printed and written to bench/RESULTS.md with the date and machine,
-each target marked met or missed at the largest size measured (its "Start-up" section, written by
-bench/startup.py, is kept).
+each target marked met or missed at the largest size measured; the sections other benches write there
+(bench/startup.py's "Start-up", bench/engines.py's "Engines") are kept.
 """
 
 from __future__ import annotations
@@ -40,10 +40,9 @@ from pathlib import Path
 
 import duckdb
 
-from bench import startup
+from bench import results as results_file
 from tests.conftest import copy_sample_project
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 CAMPAIGN = "winter_catalog"
 RUN_TIME = "2026-11-23T06:00:00Z"
 
@@ -61,9 +60,13 @@ def _child(stage: str, project: Path, output: Path, rows: int | None = None) -> 
     return {"process_seconds": process_seconds, "peak_rss_mib": usage.ru_maxrss / 1024, **report}
 
 
-def _process(command: list[str], cwd: Path, what: str) -> dict:
+def _process(command: list[str], cwd: Path, what: str, env: dict[str, str] | None = None) -> dict:
     """A whole process, start to exit, as a person waits for it; its peak RSS from wait4."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "DIRECTMAIL_WAREHOUSE")}
+    env = {
+        k: v
+        for k, v in (os.environ if env is None else env).items()
+        if k not in ("PREFECT_API_URL", "DIRECTMAIL_WAREHOUSE")
+    }
     log = cwd / f"{what}.log"
     with log.open("wb") as out:
         started = time.perf_counter()
@@ -257,10 +260,8 @@ def main() -> None:
     text = table(results, upload)
     print(text)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    RESULTS.write_text(
-        f"# Benchmark results\n\n{stamp} on {machine}; "
-        f"`python -m bench.extract --sizes {args.sizes}`.\n\n{text}\n{startup.saved_section()}"
-    )
+    command = f"`python -m bench.extract --sizes {args.sizes}`"
+    results_file.write_head(f"{results_file.TITLE}\n\n{stamp} on {machine}; {command}.\n\n{text}\n")
 
 
 if __name__ == "__main__":
