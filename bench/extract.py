@@ -19,8 +19,8 @@ child process of its own so that its peak RSS is its own:
   exit.
 With `--sftp`, the 1 M (or the largest) extract is also uploaded with directmail's SFTP and OpenSSH's
 `sftp` to a local sshd. Results are printed and written to bench/RESULTS.md with the date and machine,
-each target marked met or missed at the largest size measured (its "Start-up" section, written by
-bench/startup.py, is kept).
+each target marked met or missed at the largest size measured (its other sections, "Start-up" written by
+bench/startup.py and "Day 2" by bench/day2.py, are kept).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import duckdb
 
-from bench import startup
+from bench import results as results_file
 from tests.conftest import copy_sample_project
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -61,7 +61,7 @@ def _child(stage: str, project: Path, output: Path, rows: int | None = None) -> 
     return {"process_seconds": process_seconds, "peak_rss_mib": usage.ru_maxrss / 1024, **report}
 
 
-def _process(command: list[str], cwd: Path, what: str) -> dict:
+def timed_process(command: list[str], cwd: Path, what: str) -> dict:
     """A whole process, start to exit, as a person waits for it; its peak RSS from wait4."""
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "DIRECTMAIL_WAREHOUSE")}
     log = cwd / f"{what}.log"
@@ -88,7 +88,7 @@ def run_process(project: Path, copy: Path, exported: int) -> dict:
     directmail = str(Path(sys.executable).with_name("directmail"))
     subprocess.run([directmail, "list"], cwd=copy, check=True, capture_output=True)
     command = [directmail, "run", CAMPAIGN, "--skip-build", "--run-time", RUN_TIME]
-    result = _process(command, copy, "directmail-run")
+    result = timed_process(command, copy, "directmail-run")
     with duckdb.connect(_database(copy), read_only=True) as con:
         status, rows = con.execute(
             "select status, exported from direct_mail.runs where run_id = ?", [f"{CAMPAIGN}@{RUN_TIME}"]
@@ -108,7 +108,7 @@ def floor_process(project: Path, output: Path) -> dict:
         "import duckdb; "
         f"duckdb.connect({_database(project)!r}, read_only=True).execute({floor_sql(project, output)!r})"
     )
-    return _process([sys.executable, "-c", code], output, "floor-process")
+    return timed_process([sys.executable, "-c", code], output, "floor-process")
 
 
 def _same_files(expected: Path, actual: Path) -> bool:
@@ -123,10 +123,16 @@ def _same_files(expected: Path, actual: Path) -> bool:
     return digests(expected) == digests(actual)
 
 
-def measure(size: int, work: Path) -> dict:
-    project = copy_sample_project(work / f"project-{size}", size)
+def bench_project(destination: Path, size: int) -> Path:
+    """A copy of the sample project on a warehouse of `size` profiles, split as mail houses take it."""
+    project = copy_sample_project(destination, size)
     config = project / "direct_mail.yml"  # the sample splits at 500 rows; mail houses take up to 200,000
     config.write_text(config.read_text().replace("split_threshold: 500", "split_threshold: 200000"))
+    return project
+
+
+def measure(size: int, work: Path) -> dict:
+    project = bench_project(work / f"project-{size}", size)
     result = {"profiles": size, "build": _child("build", project, work)}
     result["extract"] = _child("extract", project, work / f"extract-{size}")
     exported = result["extract"]["rows"]
@@ -259,7 +265,7 @@ def main() -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     RESULTS.write_text(
         f"# Benchmark results\n\n{stamp} on {machine}; "
-        f"`python -m bench.extract --sizes {args.sizes}`.\n\n{text}\n{startup.saved_section()}"
+        f"`python -m bench.extract --sizes {args.sizes}`.\n\n{text}\n{results_file.saved_sections()}"
     )
 
 

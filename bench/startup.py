@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import results as results_file
 from tests.conftest import copy_sample_project
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADING = "## Start-up"
 PROBE = Path(__file__).resolve().parent.parent / "tests" / "import_probe.py"
 CAMPAIGNS_YML = "models/campaigns/_campaigns__models.yml"
@@ -201,18 +201,9 @@ def section(results: list[dict], profiles: int, repeat: int) -> str:
     return "\n".join(lines)
 
 
-def saved_section() -> str:
-    """This section as bench/RESULTS.md holds it now ('' if none): bench.extract rewrites the file."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
-    at = text.find(f"\n{HEADING}\n")
-    return text[at:] if at >= 0 else ""
-
-
 def write_section(text: str) -> None:
-    current = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    at = current.find(f"\n{HEADING}\n")
-    head = (current[:at] if at >= 0 else current).rstrip("\n")
-    RESULTS.write_text(f"{head}\n\n{text}\n", encoding="utf-8")
+    """Replace this section of bench/RESULTS.md, keeping the others (bench/results.py)."""
+    results_file.write_section(HEADING, text)
 
 
 def run(profiles: int, repeat: int, executable: list[str] | None = None) -> list[dict]:

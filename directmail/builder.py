@@ -11,6 +11,7 @@ import contextlib
 import gc
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,13 @@ class TargetInfo:
 
 @dataclass
 class Built:
-    """What a build tells the runner, by unique id: compiled SQL and the relation each node was built as."""
+    """What a build tells the runner, by unique id: compiled SQL and the relation each node was built as;
+    and where its time went (dbt's own execution time of each node, and the invocation's wall time)."""
 
     compiled: dict[str, str]
     relations: dict[str, str]
+    node_seconds: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 class DbtProject:
@@ -136,6 +140,7 @@ class DbtProject:
         selection = ["--select", *select, "--indirect-selection", "cautious", *skip]
         if exclude:  # built (and tested) by an earlier build of this run
             selection += ["--exclude", *exclude]
+        started = time.perf_counter()
         result = self._invoke(["build", *selection, "--vars", json.dumps(run_vars)])
         if result.exception is not None:
             raise BuildError(f"dbt build failed: {result.exception}")
@@ -148,6 +153,8 @@ class DbtProject:
                 built.compiled[node.unique_id] = node.compiled_code
             if getattr(node, "relation_name", None):
                 built.relations[node.unique_id] = node.relation_name
+            built.node_seconds[node.unique_id] = round(float(node_result.execution_time or 0.0), 3)
+        built.seconds = round(time.perf_counter() - started, 3)
         if failures or not result.success:
             raise BuildError("dbt build failed:\n  " + "\n  ".join(failures or ["see logs/dbt.log"]))
         return built
