@@ -67,6 +67,7 @@ class DbtProject:
         self.project_dir = project_dir.resolve()
         self.target = target
         self._target_info: TargetInfo | None = None
+        self._manifest: tuple[str, Any] | None = None  # the last parse: its --vars and dbt's manifest
         self.cache = ParseCache(self.project_dir, self.profiles_dir, target)
 
     def _common_args(self) -> list[str]:
@@ -78,7 +79,7 @@ class DbtProject:
         configured = os.environ.get("DBT_PROFILES_DIR")
         return Path(configured) if configured else self.project_dir
 
-    def _invoke(self, command: list[str]) -> Any:
+    def _invoke(self, command: list[str], manifest: Any = None) -> Any:
         from dbt.cli.main import dbtRunner
 
         try:
@@ -90,18 +91,26 @@ class DbtProject:
                     "--log-path",
                     str(self.project_dir / "logs"),
                 ]
-                return dbtRunner().invoke([*flags, *command, *self._common_args()])
+                return dbtRunner(manifest=manifest).invoke([*flags, *command, *self._common_args()])
         finally:
             release_connections()
 
     def parse(self, run_vars: dict[str, Any] | None = None) -> Any:
-        """The dbt manifest (nodes with their resolved config, including meta)."""
-        result = self._invoke(["parse", *(["--vars", json.dumps(run_vars)] if run_vars else [])])
-        if not result.success:
-            raise ConfigError(
-                [Finding("dbt_project.yml", "", f"dbt could not parse the project: {result.exception}")]
-            )
-        return result.result
+        """The dbt manifest (nodes with their resolved config, including meta), parsed once per process
+        and set of vars: a run's builds (two with address validation) and a proof's relations share it.
+
+        dbt parses the whole project again whenever --vars differ from its last parse (every run has its
+        own run_time), and even an unchanged partial parse reads and checks every file; handing the
+        manifest to each invocation pays that once."""
+        key = json.dumps(run_vars or {}, sort_keys=True)
+        if self._manifest is None or self._manifest[0] != key:
+            result = self._invoke(["parse", *(["--vars", json.dumps(run_vars)] if run_vars else [])])
+            if not result.success:
+                raise ConfigError(
+                    [Finding("dbt_project.yml", "", f"dbt could not parse the project: {result.exception}")]
+                )
+            self._manifest = (key, result.result)
+        return self._manifest[1]
 
     def cached_nodes(self) -> list[NodeInfo] | None:
         """The models, seeds and snapshots from the parse cache, or None when anything that can change
@@ -141,7 +150,8 @@ class DbtProject:
         if exclude:  # built (and tested) by an earlier build of this run
             selection += ["--exclude", *exclude]
         started = time.perf_counter()
-        result = self._invoke(["build", *selection, "--vars", json.dumps(run_vars)])
+        manifest = self.parse(run_vars)
+        result = self._invoke(["build", *selection, "--vars", json.dumps(run_vars)], manifest)
         if result.exception is not None:
             raise BuildError(f"dbt build failed: {result.exception}")
         failures, built = [], Built({}, {})
