@@ -4,7 +4,8 @@
     Incremental, append only: a key is the hash of the six raw fields, so a row never changes; a later
     build appends the keys it has not seen (a new or changed address) and keeps the others, including
     keys no profile holds any more (int_profiles_addressed, a table rebuilt each time, decides who has
-    which address). A plain append works on every adapter: no merge, no delete.
+    which address). A plain append works on every adapter: no merge, no delete. The keys seen are
+    dropped before `distinct`, so a day's build de-duplicates only that day's new addresses.
 -#}
 {{ config(materialized='incremental', incremental_strategy='append') }}
 
@@ -51,7 +52,7 @@ captured as (
 
 keyed as (
 
-    select distinct
+    select
         {{ address_key('address_line_1', 'address_line_2', 'postal_code', 'city', 'region', 'country_code') }}
             as address_key,
         address_line_1,
@@ -67,7 +68,7 @@ keyed as (
 
 new_addresses as (
 
-    select keyed.*
+    select distinct keyed.*
 
     from keyed
     {%- if is_incremental() %}
