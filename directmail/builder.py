@@ -150,7 +150,10 @@ class DbtProject:
         if exclude:  # built (and tested) by an earlier build of this run
             selection += ["--exclude", *exclude]
         started = time.perf_counter()
-        manifest = self.parse(run_vars)
+        try:
+            manifest = self.parse(run_vars)
+        except ConfigError as error:  # as when dbt build parsed for itself: the build failed
+            raise BuildError(f"dbt build failed: {error.findings[0].reason}") from None
         result = self._invoke(["build", *selection, "--vars", json.dumps(run_vars)], manifest)
         if result.exception is not None:
             raise BuildError(f"dbt build failed: {result.exception}")
