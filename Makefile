@@ -25,6 +25,8 @@ BENCH_ENGINES ?= postgres
 # TARGET=spark needs pyspark, so it adds `spark`. Installs are inexact: an extra once installed stays.
 EXTRAS ?=
 SYNC_EXTRAS := $(foreach extra,$(sort $(EXTRAS) $(filter spark,$(TARGET))),--extra $(extra))
+# Profiles of the day-2 run (bench/day2.py): 1000000 for the issue's size.
+BENCH_DAY2_PROFILES ?= 100000
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
@@ -75,10 +77,11 @@ demo: sample  ## Sample warehouse → both sample campaigns → files in landing
 test: setup test-servers  ## The whole test suite (starts and stops its own servers)
 	$(RUN) pytest -q
 
-bench: setup test-servers  ## Extract vs the COPY floor and pandas (BENCH_SIZES=1000000,3000000,10000000 for all); start-up
+bench: setup test-servers  ## Extract vs the COPY floor and pandas (BENCH_SIZES=1000000,3000000,10000000 for all); start-up; a day-2 run with its build (BENCH_DAY2_PROFILES)
 	$(RUN) python -m bench.extract --sizes $(BENCH_SIZES) --sftp
 	$(RUN) python -m bench.startup --profiles $(PROFILES)
 	$(RUN) python -m bench.engines --profiles $(ENGINE_PROFILES) --engines $(BENCH_ENGINES)
+	$(RUN) python -m bench.day2 --profiles $(BENCH_DAY2_PROFILES) --changed 0.01
 
 local-postgres: test-servers  ## A throwaway PostgreSQL 15 on 127.0.0.1:54329 (what TARGET=postgres uses without PGHOST)
 	@bash scripts/local-postgres start

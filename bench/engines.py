@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import results
-from bench.extract import _process
+from bench.extract import split_as_mail_houses_take, timed_process
 from bench.stages import CAMPAIGN, RUN_TIME, SORT, WRITTEN
 from tests.conftest import copy_project_files
 
@@ -45,10 +45,7 @@ BIN = Path(sys.executable).parent
 
 
 def _project(work: Path, engine: str) -> Path:
-    project = copy_project_files(work / f"project-{engine}")
-    config = project / "direct_mail.yml"  # the sample splits at 500 rows; mail houses take up to 200,000
-    config.write_text(config.read_text().replace("split_threshold: 500", "split_threshold: 200000"))
-    return project
+    return split_as_mail_houses_take(copy_project_files(work / f"project-{engine}"))
 
 
 def _directmail(engine: str, *args: str) -> list[str]:
@@ -58,15 +55,15 @@ def _directmail(engine: str, *args: str) -> list[str]:
 def _measure(engine: str, profiles: int, project: Path, env: dict[str, str], floor: list[str]) -> dict:
     """Sample, seeds, build, run and floor on one engine, as processes of their own."""
     generate = [sys.executable, "-m", "sampledata.generate", "--target", engine, "--profiles"]
-    sample = _process([*generate, str(profiles)], project, "sample", env)
+    sample = timed_process([*generate, str(profiles)], project, "sample", env)
     seeds = [str(BIN / "dbt"), "seed", "--target", engine, "--profiles-dir", ".", "--quiet"]
     subprocess.run(seeds, cwd=project, env=env, check=True, capture_output=True)
     dry_run = _directmail(engine, "run", CAMPAIGN, "--dry-run", "--run-time", DRY_RUN_TIME)
-    build = _process(dry_run, project, "build", env)
-    run = _process(
+    build = timed_process(dry_run, project, "build", env)
+    run = timed_process(
         _directmail(engine, "run", CAMPAIGN, "--skip-build", "--run-time", RUN_TIME), project, "run", env
     )
-    floor_result = _process(floor, project, "floor", env)
+    floor_result = timed_process(floor, project, "floor", env)
     status, exported, steps = _read_run(engine, project, env)
     if status != "delivered":
         raise RuntimeError(f"{engine}: the run is {status}, not delivered ({project}/run.log)")

@@ -19,8 +19,8 @@ child process of its own so that its peak RSS is its own:
   exit.
 With `--sftp`, the 1 M (or the largest) extract is also uploaded with directmail's SFTP and OpenSSH's
 `sftp` to a local sshd. Results are printed and written to bench/RESULTS.md with the date and machine,
-each target marked met or missed at the largest size measured; the sections other benches write there
-(bench/startup.py's "Start-up", bench/engines.py's "Engines") are kept.
+each target marked met or missed at the largest size measured (its other sections, "Start-up" written by
+bench/startup.py and "Day 2" by bench/day2.py, are kept).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ import duckdb
 from bench import results as results_file
 from tests.conftest import copy_sample_project
 
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 CAMPAIGN = "winter_catalog"
 RUN_TIME = "2026-11-23T06:00:00Z"
 
@@ -60,7 +61,7 @@ def _child(stage: str, project: Path, output: Path, rows: int | None = None) -> 
     return {"process_seconds": process_seconds, "peak_rss_mib": usage.ru_maxrss / 1024, **report}
 
 
-def _process(command: list[str], cwd: Path, what: str, env: dict[str, str] | None = None) -> dict:
+def timed_process(command: list[str], cwd: Path, what: str, env: dict[str, str] | None = None) -> dict:
     """A whole process, start to exit, as a person waits for it; its peak RSS from wait4."""
     env = {
         k: v
@@ -91,7 +92,7 @@ def run_process(project: Path, copy: Path, exported: int) -> dict:
     directmail = str(Path(sys.executable).with_name("directmail"))
     subprocess.run([directmail, "list"], cwd=copy, check=True, capture_output=True)
     command = [directmail, "run", CAMPAIGN, "--skip-build", "--run-time", RUN_TIME]
-    result = _process(command, copy, "directmail-run")
+    result = timed_process(command, copy, "directmail-run")
     with duckdb.connect(_database(copy), read_only=True) as con:
         status, rows = con.execute(
             "select status, exported from direct_mail.runs where run_id = ?", [f"{CAMPAIGN}@{RUN_TIME}"]
@@ -111,7 +112,7 @@ def floor_process(project: Path, output: Path) -> dict:
         "import duckdb; "
         f"duckdb.connect({_database(project)!r}, read_only=True).execute({floor_sql(project, output)!r})"
     )
-    return _process([sys.executable, "-c", code], output, "floor-process")
+    return timed_process([sys.executable, "-c", code], output, "floor-process")
 
 
 def _same_files(expected: Path, actual: Path) -> bool:
@@ -126,10 +127,20 @@ def _same_files(expected: Path, actual: Path) -> bool:
     return digests(expected) == digests(actual)
 
 
-def measure(size: int, work: Path) -> dict:
-    project = copy_sample_project(work / f"project-{size}", size)
-    config = project / "direct_mail.yml"  # the sample splits at 500 rows; mail houses take up to 200,000
+def bench_project(destination: Path, size: int) -> Path:
+    """A copy of the sample project on a warehouse of `size` profiles, split as mail houses take it."""
+    return split_as_mail_houses_take(copy_sample_project(destination, size))
+
+
+def split_as_mail_houses_take(project: Path) -> Path:
+    """The sample splits at 500 rows; mail houses take up to 200,000."""
+    config = project / "direct_mail.yml"
     config.write_text(config.read_text().replace("split_threshold: 500", "split_threshold: 200000"))
+    return project
+
+
+def measure(size: int, work: Path) -> dict:
+    project = bench_project(work / f"project-{size}", size)
     result = {"profiles": size, "build": _child("build", project, work)}
     result["extract"] = _child("extract", project, work / f"extract-{size}")
     exported = result["extract"]["rows"]
@@ -260,8 +271,10 @@ def main() -> None:
     text = table(results, upload)
     print(text)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = f"`python -m bench.extract --sizes {args.sizes}`"
-    results_file.write_head(f"{results_file.TITLE}\n\n{stamp} on {machine}; {command}.\n\n{text}\n")
+    RESULTS.write_text(
+        f"# Benchmark results\n\n{stamp} on {machine}; "
+        f"`python -m bench.extract --sizes {args.sizes}`.\n\n{text}\n{results_file.saved_sections()}"
+    )
 
 
 if __name__ == "__main__":

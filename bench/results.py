@@ -1,43 +1,31 @@
-"""bench/RESULTS.md as a head (bench.extract's tables) and `## ` sections that other benches own: each
-bench replaces only its own part, so that running one bench keeps what the others measured."""
+"""bench/RESULTS.md: the extract's tables first (bench/extract.py rewrites them), then one `## ` section
+per other benchmark (Start-up, Day 2), each replaced in place by its own module, the others kept."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-TITLE = "# Benchmark results"
 
 
-def _split(text: str) -> tuple[str, dict[str, str]]:
-    """The head (up to the first `## ` heading) and each section's text, heading line included."""
-    parts = re.split(r"(?m)^(?=## )", text)
-    head, sections = parts[0], {}
-    for part in parts[1:]:
-        sections[part.splitlines()[0]] = part
-    return head, sections
+def _split(text: str) -> tuple[str, list[str]]:
+    """The part before the first `## ` heading, and each `## ` section (heading included) in order."""
+    parts = ("\n" + text).split("\n## ")
+    return parts[0].lstrip("\n"), ["## " + part.rstrip("\n") for part in parts[1:]]
 
 
-def _read() -> str:
-    return RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else f"{TITLE}\n"
-
-
-def _write(head: str, sections: dict[str, str]) -> None:
-    body = [head.rstrip("\n"), *(text.strip("\n") for text in sections.values())]
-    RESULTS.write_text("\n\n".join(body) + "\n", encoding="utf-8")
-
-
-def write_head(text: str) -> None:
-    """Replace the head (title and bench.extract's tables), keeping every section."""
-    _, sections = _split(_read())
-    _write(text, sections)
+def saved_sections() -> str:
+    """Every `## ` section as the file holds it now ('' if none), each preceded by a blank line."""
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    return "".join(f"\n{section}\n" for section in _split(text)[1])
 
 
 def write_section(heading: str, text: str) -> None:
-    """Replace the section `heading` (`## …`, the first line of `text`), or add it at the end."""
-    if not text.startswith(f"{heading}\n"):
-        raise ValueError(f"a section's text starts with its heading {heading!r}")
-    head, sections = _split(_read())
-    sections[heading] = text
-    _write(head, sections)
+    """Replace the section `heading` (its text starts with that heading line), or add it at the end."""
+    current = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    head, sections = _split(current)
+    replaced = [text.rstrip("\n") if s.split("\n", 1)[0] == heading else s for s in sections]
+    if replaced == sections and not any(s.split("\n", 1)[0] == heading for s in sections):
+        replaced.append(text.rstrip("\n"))
+    body = "\n\n".join([head.rstrip("\n"), *replaced])
+    RESULTS.write_text(body + "\n", encoding="utf-8")

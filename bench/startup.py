@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import results
+from bench import results as results_file
 from tests.conftest import copy_sample_project
 
 HEADING = "## Start-up"
@@ -201,6 +201,11 @@ def section(results: list[dict], profiles: int, repeat: int) -> str:
     return "\n".join(lines)
 
 
+def write_section(text: str) -> None:
+    """Replace this section of bench/RESULTS.md, keeping the others (bench/results.py)."""
+    results_file.write_section(HEADING, text)
+
+
 def run(profiles: int, repeat: int, executable: list[str] | None = None) -> list[dict]:
     executable = executable or [str(Path(sys.executable).parent / "directmail")]
     with tempfile.TemporaryDirectory(prefix="dm-bench-startup-") as folder:
@@ -216,7 +221,7 @@ def main() -> None:
     print(f"start-up on a {args.profiles:,}-profile sample …", flush=True)
     text = section(run(args.profiles, args.repeat), args.profiles, args.repeat)
     print(text)
-    results.write_section(HEADING, text)
+    write_section(text)
 
 
 if __name__ == "__main__":

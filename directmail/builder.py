@@ -11,6 +11,7 @@ import contextlib
 import gc
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,13 @@ class TargetInfo:
 
 @dataclass
 class Built:
-    """What a build tells the runner, by unique id: compiled SQL and the relation each node was built as."""
+    """What a build tells the runner, by unique id: compiled SQL and the relation each node was built as;
+    and where its time went (dbt's own execution time of each node, and the invocation's wall time)."""
 
     compiled: dict[str, str]
     relations: dict[str, str]
+    node_seconds: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 class DbtProject:
@@ -63,6 +67,7 @@ class DbtProject:
         self.project_dir = project_dir.resolve()
         self.target = target
         self._target_info: TargetInfo | None = None
+        self._manifest: tuple[str, Any] | None = None  # the last parse: its --vars and dbt's manifest
         self.cache = ParseCache(self.project_dir, self.profiles_dir, target)
 
     def _common_args(self) -> list[str]:
@@ -74,7 +79,7 @@ class DbtProject:
         configured = os.environ.get("DBT_PROFILES_DIR")
         return Path(configured) if configured else self.project_dir
 
-    def _invoke(self, command: list[str]) -> Any:
+    def _invoke(self, command: list[str], manifest: Any = None) -> Any:
         from dbt.cli.main import dbtRunner
 
         try:
@@ -86,18 +91,26 @@ class DbtProject:
                     "--log-path",
                     str(self.project_dir / "logs"),
                 ]
-                return dbtRunner().invoke([*flags, *command, *self._common_args()])
+                return dbtRunner(manifest=manifest).invoke([*flags, *command, *self._common_args()])
         finally:
             release_connections()
 
     def parse(self, run_vars: dict[str, Any] | None = None) -> Any:
-        """The dbt manifest (nodes with their resolved config, including meta)."""
-        result = self._invoke(["parse", *(["--vars", json.dumps(run_vars)] if run_vars else [])])
-        if not result.success:
-            raise ConfigError(
-                [Finding("dbt_project.yml", "", f"dbt could not parse the project: {result.exception}")]
-            )
-        return result.result
+        """The dbt manifest (nodes with their resolved config, including meta), parsed once per process
+        and set of vars: a run's builds (two with address validation) and a proof's relations share it.
+
+        dbt parses the whole project again whenever --vars differ from its last parse (every run has its
+        own run_time), and even an unchanged partial parse reads and checks every file; handing the
+        manifest to each invocation pays that once."""
+        key = json.dumps(run_vars or {}, sort_keys=True)
+        if self._manifest is None or self._manifest[0] != key:
+            result = self._invoke(["parse", *(["--vars", json.dumps(run_vars)] if run_vars else [])])
+            if not result.success:
+                raise ConfigError(
+                    [Finding("dbt_project.yml", "", f"dbt could not parse the project: {result.exception}")]
+                )
+            self._manifest = (key, result.result)
+        return self._manifest[1]
 
     def cached_nodes(self) -> list[NodeInfo] | None:
         """The models, seeds and snapshots from the parse cache, or None when anything that can change
@@ -136,7 +149,12 @@ class DbtProject:
         selection = ["--select", *select, "--indirect-selection", "cautious", *skip]
         if exclude:  # built (and tested) by an earlier build of this run
             selection += ["--exclude", *exclude]
-        result = self._invoke(["build", *selection, "--vars", json.dumps(run_vars)])
+        started = time.perf_counter()
+        try:
+            manifest = self.parse(run_vars)
+        except ConfigError as error:  # as when dbt build parsed for itself: the build failed
+            raise BuildError(f"dbt build failed: {error.findings[0].reason}") from None
+        result = self._invoke(["build", *selection, "--vars", json.dumps(run_vars)], manifest)
         if result.exception is not None:
             raise BuildError(f"dbt build failed: {result.exception}")
         failures, built = [], Built({}, {})
@@ -148,6 +166,8 @@ class DbtProject:
                 built.compiled[node.unique_id] = node.compiled_code
             if getattr(node, "relation_name", None):
                 built.relations[node.unique_id] = node.relation_name
+            built.node_seconds[node.unique_id] = round(float(node_result.execution_time or 0.0), 3)
+        built.seconds = round(time.perf_counter() - started, 3)
         if failures or not result.success:
             raise BuildError("dbt build failed:\n  " + "\n  ".join(failures or ["see logs/dbt.log"]))
         return built

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from directmail import address_validations
+from directmail.buildtimings import BuildTimings
 from directmail.campaign import Campaign, check_against_config, check_columns
 from directmail.config import CONFIG_FILE, Configuration, Routing, resolve_directory
 from directmail.delivery import Destination, open_destination
@@ -199,26 +200,33 @@ class CampaignRun:
                 f"delivered ({previous.exported} rows), nothing delivered again"
             )
 
+    def build_selection(self) -> tuple[str | None, list[str]]:
+        """What a run builds: the model whose addresses it validates first (or None), and the selection of
+        the second build: the campaign and every model or seed the runner reads, with their upstream."""
+        upstream = [self.campaign.unique_id, self.project.consent_unique_id]
+        upstream += [ref.unique_id for ref in self.project.sources.values()]
+        select = ["+" + uid.split(".")[-1] for uid in upstream if uid]
+        if self.campaign.spec.seed_list:
+            select.append(self.campaign.spec.seed_list)
+        collected = self.project.config.addresses and self.project.config.addresses.validate_model
+        return collected or None, select
+
     def build(self) -> None:
         """dbt build of the campaign and of every model or seed the runner reads, with their upstream.
 
         With `addresses.validate`, in two builds: that model and its upstream first, then its new or
         changed addresses validated into direct_mail.address_validations, then the rest of the selection,
-        which reads them."""
+        which reads them. Where the time went is kept in `.directmail/builds/<campaign>.json`."""
         run_vars: dict[str, Any] = {"run_time": self.options.run_time.strftime("%Y-%m-%d %H:%M:%S")}
         if self.options.test_profiles:
             run_vars[TEST_PROFILES_VAR] = True
             self._relations = test_profile_relations(self.project, self.campaign, run_vars)
         if self.options.skip_build:
             return
-        upstream = [self.campaign.unique_id, self.project.consent_unique_id]
-        upstream += [ref.unique_id for ref in self.project.sources.values()]
-        select = ["+" + uid.split(".")[-1] for uid in upstream if uid]
-        if self.campaign.spec.seed_list:
-            select.append(self.campaign.spec.seed_list)
+        collected, select = self.build_selection()
         with_tests = not self.options.test_profiles
         exclude: list[str] = []
-        collected = self.project.config.addresses and self.project.config.addresses.validate_model
+        timings = BuildTimings(self.run_id)
         if collected:  # the addresses first, validated before the models that read the results
             first = address_validations.build_and_validate(
                 self.project.dbt,
@@ -228,12 +236,16 @@ class CampaignRun:
                 batch_size=self.options.batch_size,
                 progress=self.progress,
             )
+            timings.add_build(["+" + collected], [], first.built)
+            timings.addresses = first.report
             if self.options.test_profiles:
                 self._relations.moved.update(first.built.relations)
             exclude = ["+" + collected]
         excluding = f" --exclude {' '.join(exclude)}" if exclude else ""
         self.progress(f"dbt build {' '.join(select)}{excluding}")
         built = self.project.dbt.build(select, run_vars, with_tests=with_tests, exclude=exclude)
+        timings.add_build(select, exclude, built)
+        timings.save(self.project.directory / WORK_DIR / "builds" / f"{self.campaign.name}.json")
         self._compiled_sql = built.compiled.get(self.campaign.unique_id)
         if self.options.test_profiles:
             self._relations.moved.update(built.relations)

@@ -201,6 +201,19 @@ def test_sql_models_build_on_postgres_and_match_duckdb(projects):
     assert columns[:3] == ["profile_id", "Greeting", "Name"] and "Postal Code" in columns
     assert {row[1].split(" ")[0] for row in postcards} >= {"Bonjour", "Hallo", "Dear"}
 
+    # int_addresses_collected is incremental on PostgreSQL too: a changed address is appended, each key
+    # once, the earlier rows kept.
+    _, before = postgres_rows(env, "main.int_addresses_collected")
+    with postgres_connection(env) as con, con.cursor() as cursor:
+        cursor.execute(
+            "update raw_crm.profiles set address_line_2 = 'Bâtiment Z' where profile_id = 'P00000001'"
+        )
+        con.commit()
+    dbt(on_postgres, env, "run", "--target", "postgres", "--select", "int_addresses_collected")
+    _, after = postgres_rows(env, "main.int_addresses_collected")
+    assert set(before) <= set(after) and [row[2] for row in set(after) - set(before)] == ["Bâtiment Z"]
+    assert len({row[0] for row in after}) == len(after)
+
     # A new sample over the built project: tables refilled (dbt's views on them kept), history emptied.
     with postgres_connection(env) as con, con.cursor() as cursor:
         cursor.execute(

@@ -1,7 +1,14 @@
 {#-
     Every distinct postal address the project knows, exactly as captured (profiles' and suppression
     entries'), with its address_key: the input of the incremental address validation.
+    Incremental, append only: a key is the hash of the six raw fields, so a row never changes; a later
+    build appends the keys it has not seen (a new or changed address) and keeps the others, including
+    keys no profile holds any more (int_profiles_addressed, a table rebuilt each time, decides who has
+    which address). A plain append works on every adapter: no merge, no delete. The keys seen are
+    dropped before `distinct`, so a day's build de-duplicates only that day's new addresses.
 -#}
+{{ config(materialized='incremental', incremental_strategy='append') }}
+
 with
 
 profiles as (
@@ -45,7 +52,7 @@ captured as (
 
 keyed as (
 
-    select distinct
+    select
         {{ address_key('address_line_1', 'address_line_2', 'postal_code', 'city', 'region', 'country_code') }}
             as address_key,
         address_line_1,
@@ -57,6 +64,21 @@ keyed as (
 
     from captured
 
+),
+
+new_addresses as (
+
+    select distinct keyed.*
+
+    from keyed
+    {%- if is_incremental() %}
+    where not exists (
+        select 1
+        from {{ this }} as collected
+        where collected.address_key = keyed.address_key
+    )
+    {%- endif %}
+
 )
 
-select * from keyed
+select * from new_addresses
