@@ -348,6 +348,7 @@ def main() -> None:
         counts, where = generate_postgres(args.profiles, args.seed), postgres_location()
     elif args.target == "spark":
         spark = spark_session()
+        spark.sparkContext.setLogLevel("ERROR")  # Spark's warnings about this machine, not the sample
         counts, where = generate_spark(args.profiles, args.seed, spark), spark_location(spark)
     else:
         counts, where = generate(args.database, args.profiles, args.seed), str(args.database)
