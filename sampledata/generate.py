@@ -299,6 +299,27 @@ def spark_session(project_dir: Path = Path("."), target: str = "spark") -> Any:
     return builder.getOrCreate()
 
 
+def derby_in_use(parameters: dict[str, str]) -> Path | None:
+    """The embedded Derby metastore the parameters name, when another process has it booted (Derby
+    admits one process: a second one fails deep in Hive with thousands of lines of Java). Call it only
+    before this process starts Spark: closing the probe releases every lock this process holds on it."""
+    import fcntl
+    import re
+
+    url = parameters.get("spark.hadoop.javax.jdo.option.ConnectionURL", "")
+    named = re.match(r"jdbc:derby:.*databaseName=([^;]+)", url)
+    lock = Path(named.group(1)) / "dbex.lck" if named else None
+    if lock is None or not lock.exists():
+        return None
+    with lock.open("r+b") as probe:
+        try:
+            fcntl.lockf(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return lock.parent
+        fcntl.lockf(probe, fcntl.LOCK_UN)
+    return None
+
+
 def spark_location(spark: Any) -> str:
     """Where the session's tables are (its master and warehouse folder)."""
     return f"spark {spark.conf.get('spark.master')} {spark.conf.get('spark.sql.warehouse.dir')}"
@@ -347,6 +368,12 @@ def main() -> None:
     if args.target == "postgres":
         counts, where = generate_postgres(args.profiles, args.seed), postgres_location()
     elif args.target == "spark":
+        busy = derby_in_use(spark_parameters())
+        if busy:
+            raise SystemExit(
+                f"sample to spark: the metastore {busy} is in use by another process (its embedded Derby "
+                "admits one): let it finish, or set DIRECTMAIL_SPARK_DIR to another folder"
+            )
         spark = spark_session()
         spark.sparkContext.setLogLevel("ERROR")  # Spark's warnings about this machine, not the sample
         counts, where = generate_spark(args.profiles, args.seed, spark), spark_location(spark)

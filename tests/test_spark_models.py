@@ -151,6 +151,42 @@ def test_sample_refuses_a_duckdb_file_for_spark():
     assert "--database names a DuckDB file; --target spark writes where" in refused.stderr
 
 
+def test_sample_refuses_a_metastore_another_process_has(tmp_path: Path):
+    """Derby locks dbex.lck while it has the database booted; a second process is told so up front."""
+    metastore = tmp_path / "spark" / "metastore_db"
+    metastore.mkdir(parents=True)
+    (metastore / "dbex.lck").write_bytes(b"")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'r+b'); fcntl.lockf(f, fcntl.LOCK_EX); "
+            "print('locked', flush=True); time.sleep(60)",
+            str(metastore / "dbex.lck"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        refused = subprocess.run(
+            [sys.executable, "-m", "sampledata.generate", "--target", "spark", "--profiles", "10"],
+            cwd=REPO,
+            env={**os.environ, "DIRECTMAIL_SPARK_DIR": str(tmp_path / "spark")},
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"sample to spark: the metastore {metastore} is in use by another process (its embedded Derby "
+        "admits one): let it finish, or set DIRECTMAIL_SPARK_DIR to another folder"
+    )
+    assert not (tmp_path / "spark" / "tables").exists()
+
+
 @pytest.mark.slow
 def test_models_build_on_spark_and_match_duckdb(spark_project, tmp_path: Path):
     on_spark, spark, started = spark_project
