@@ -310,9 +310,9 @@ class History:
 
 # -- Spark ------------------------------------------------------------------------------------------------
 # The history's tables on Spark (the Hive metastore of the `spark` target, parquet files). Spark has no
-# `varchar` without a length, no `add column if not exists`, and its parquet tables take no `not null`, so
-# the same columns are declared as one `create table` each. The sample generator creates an empty history
-# with these; the Spark warehouse's history is defined here too, so that both agree.
+# `varchar` without a length and no `add column if not exists`, so the same columns are declared in one
+# `create table` each (without `not null`). The sample generator creates an empty history with these;
+# the Spark warehouse's history belongs here too, so that both agree.
 _SPARK_TYPES = {"varchar": "string", "integer": "int"}
 
 
