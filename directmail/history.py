@@ -306,3 +306,34 @@ class History:
         for record in reversed(self.runs(limit=100_000)):
             last[record.campaign] = record
         return last
+
+
+# -- Spark ------------------------------------------------------------------------------------------------
+# The history's tables on Spark (the Hive metastore of the `spark` target, parquet files). Spark has no
+# `varchar` without a length and no `add column if not exists`, so the same columns are declared in one
+# `create table` each (without `not null`). The sample generator creates an empty history with these;
+# the Spark warehouse's history belongs here too, so that both agree.
+_SPARK_TYPES = {"varchar": "string", "integer": "int"}
+
+
+def spark_ddl() -> list[str]:
+    """The history's tables and views on Spark: TABLE_DDL's columns with Spark's types, then VIEW_DDL."""
+    added: dict[str, list[str]] = {}
+    creates: list[tuple[str, list[str]]] = []
+    for statement in TABLE_DDL:
+        words = statement.split()
+        if words[:2] == ["alter", "table"]:  # alter table T add column if not exists NAME TYPE
+            added.setdefault(words[2], []).append(" ".join(words[-2:]))
+        elif words[:2] == ["create", "table"]:
+            head, body = statement.split("(", 1)
+            columns = [line.strip().removesuffix(",") for line in body.rsplit(")", 1)[0].splitlines()]
+            creates.append((head.split()[-1], [column for column in columns if column]))
+    statements = [f"create schema if not exists {SCHEMA}"]
+    for table, columns in creates:
+        declared: dict[str, str] = {}
+        for column in [*columns, *added.get(table, [])]:
+            name, type_name = column.removesuffix(" not null").split()
+            declared.setdefault(name, _SPARK_TYPES.get(type_name, type_name))
+        listed = ", ".join(f"{name} {type_name}" for name, type_name in declared.items())
+        statements.append(f"create table if not exists {table} ({listed}) using parquet")
+    return [*statements, *VIEW_DDL]
