@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from directmail.builder import RESOURCE_SETTINGS
-from directmail.warehouse.sqltext import CommonSql
+from directmail.warehouse.sqltext import CommonSql, class_range
 
 if TYPE_CHECKING:  # pyarrow is imported by DuckDB when a result is fetched as Arrow: reads stay light
     import pyarrow as pa
@@ -47,6 +47,13 @@ class DuckDBDialect(CommonSql):
 
     def contains(self, field: str, needle: str) -> str:
         return f"contains({field}, {needle})"
+
+    def full_match(self, expression: str, pattern: str) -> str:
+        return f"regexp_full_match({expression}, {self.literal(pattern)})"
+
+    def matches_ranges(self, expression: str, ranges: tuple[tuple[int, int], ...]) -> str:
+        body = "".join(class_range(a, b, "\\x{{{:04X}}}") for a, b in ranges)  # RE2: \x{hex}, no \u
+        return self.full_match(expression, f"[{body}]*")
 
     def insertion_position(self) -> str:
         # Rows keep the order they were inserted in (preserve_insertion_order, set on the connection).
