@@ -98,6 +98,27 @@ def test_sql_python_and_pandera_fail_the_same_rows(encoding, meta, widths, monke
     assert (0 in by_sql) == (meta.get("max_lengths", {}).get("line1") == 5)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252", "latin-1"])
+def test_postgresql_spelling_fails_the_same_rows(postgres, encoding):
+    """The PostgreSQL dialect's condition (`~`, char_length) agrees with Python's on the same values."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    from directmail.warehouse.postgres_warehouse import PostgresDialect
+
+    widths = {"line1": 10, "city": 10, "country": 2, "note": 40}
+    checks = value_checks(campaign({"max_lengths": {"line1": 9}}), LABELS, encoding, widths)
+    table = pa.table(
+        {"n": list(range(len(VALUES))), **{f"c{i}": [row[i] for row in VALUES] for i in range(len(LABELS))}}
+    )
+    condition = checks.failing_sql(PostgresDialect(), [f"c{i}" for i in range(len(LABELS))])
+    with adbc.connect(postgres.uri) as con, con.cursor() as cursor:
+        cursor.adbc_ingest(f"checked_{encoding.replace('-', '')}", table, mode="replace")
+        cursor.execute(f"select n from checked_{encoding.replace('-', '')} where {condition}")
+        by_sql = {n for (n,) in cursor.fetchall()}
+    assert by_sql == {n for n, values in enumerate(VALUES) if checks.row_fails(values)}
+    assert {1, 2, 3, 4, 10} <= by_sql
+
+
 def test_a_clean_run_never_loads_pandera_and_a_failing_one_names_the_value(tmp_path):
     """The warehouse proves a clean extract clean: pandera, pandas and polars stay unloaded."""
     script = f"""
