@@ -6,8 +6,8 @@ measured in the same run on the same machine and compared as ratios.
 
 For each size N: a sample warehouse of N profiles; `dbt build` of winter_catalog (timed); then, each in a
 child process of its own so that its peak RSS is its own:
-- extract: directmail's extract and write steps (exclusions, dedupe and order in the warehouse, pandera on
-  Arrow batches, contract-3 bytes, split parts) from the built table to files on disk;
+- extract: directmail's extract and write steps (exclusions, dedupe and order in the warehouse, the value
+  checks, contract-3 bytes, split parts) from the built table to files on disk;
 - floor: `COPY (select <written columns> from winter_catalog order by <sort keys, identity>) TO` a CSV,
   with no exclusions, validation, split or notes;
 - pandas, polars: the same file made with each library (bench/peers.py: consent, suppression, address,

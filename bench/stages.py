@@ -72,7 +72,7 @@ def extract(project: Path, output: Path, rows: int | None = None) -> dict:
     return {
         "seconds": seconds,
         "warehouse_seconds": staged - started,  # exclusions, dedupe and order into the staging table
-        "write_seconds": seconds - (staged - started),  # stream, pandera, encode, split, write
+        "write_seconds": seconds - (staged - started),  # value checks, stream, encode, split, write
         "rss_before_mib": baseline,  # the interpreter, dbt and the parsed project, before any row is read
         "rows": run.record.exported,
         "targeted": run.record.targeted,

@@ -20,6 +20,7 @@ from directmail.config import AddressSource, ConsentSource, FrequencyCap, Suppre
 from directmail.history import RETURNS, SENDS
 from directmail.reasons import REASONS
 from directmail.textformat import LineEncoder
+from directmail.valuechecks import ValueChecks
 from directmail.warehouse import Warehouse
 
 ROW = "_dm_row"
@@ -109,16 +110,28 @@ class ExtractPlan:
     def row_number(self, warehouse: Warehouse) -> str:
         return f"({warehouse.dialect.insertion_position()} + 1)"
 
-    def stream_sql(self, warehouse: Warehouse, encoder: LineEncoder, limit: int | None = None) -> str:
-        """Exported rows in file order: row number, identity, the text columns and the finished line."""
+    def stream_sql(
+        self, warehouse: Warehouse, encoder: LineEncoder, limit: int | None = None, lines_only: bool = False
+    ) -> str:
+        """Exported rows in file order: row number, identity, the text columns and the finished line (or,
+        `lines_only`, for values already checked, the line alone: a quarter of the bytes to hand over)."""
         d = warehouse.dialect
         fields = _text_columns(len(self.labels))
         columns = ", ".join(f"{f} as {d.quote(label)}" for f, label in zip(fields, self.labels, strict=True))
         rows = self.exported if limit is None else min(self.exported, int(limit))
+        values = "" if lines_only else f"{self.row_number(warehouse)} as {ROW}, {IDENTITY}, {columns}, "
         return (
-            f"select {self.row_number(warehouse)} as {ROW}, {IDENTITY}, {columns}, "
-            f"{encoder.line_sql(d, fields)} as {LINE} from {self.staging_table} "
+            f"select {values}{encoder.line_sql(d, fields)} as {LINE} from {self.staging_table} "
             f"where {d.insertion_position()} < {rows}{d.position_order()}"
+        )
+
+    def any_failing_sql(self, warehouse: Warehouse, checks: ValueChecks) -> str:
+        """One row (or none): whether an exported row has a value failing the checks."""
+        d = warehouse.dialect
+        failing = checks.failing_sql(d, _text_columns(len(self.labels)))
+        return (
+            f"select 1 as failing from {self.staging_table} "
+            f"where {d.insertion_position()} < {self.exported} and ({failing}) limit 1"
         )
 
     def exclusions_sql(self, warehouse: Warehouse, run_id: str, attempt: int, at: datetime) -> str:
@@ -522,9 +535,13 @@ def reason_summary(
 
 
 def stream_rows(
-    warehouse: Warehouse, plan: ExtractPlan, encoder: LineEncoder, batch_size: int = 65_536
+    warehouse: Warehouse,
+    plan: ExtractPlan,
+    encoder: LineEncoder,
+    batch_size: int = 65_536,
+    lines_only: bool = False,
 ) -> pa.RecordBatchReader:
-    return warehouse.stream(plan.stream_sql(warehouse, encoder), batch_size)
+    return warehouse.stream(plan.stream_sql(warehouse, encoder, lines_only=lines_only), batch_size)
 
 
 def file_lines(batch: pa.RecordBatch) -> pa.Array:

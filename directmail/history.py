@@ -234,10 +234,14 @@ class History:
             self._save_run(record)
 
     def _save_run(self, record: RunRecord) -> None:
-        import pyarrow as pa  # here: reading the history (list, report) needs no Arrow
-
+        # A statement with parameters, not an Arrow table: Arrow's conversion of Python values loads
+        # pandas (a second of a run's start-up) to look for its types.
+        row = record.as_row()
+        columns = ", ".join(row)
         self.warehouse.execute(f"delete from {RUNS} where run_id = ?", [record.run_id])
-        self.warehouse.append(RUNS, pa.Table.from_pylist([record.as_row()]))
+        self.warehouse.execute(
+            f"insert into {RUNS} ({columns}) values ({', '.join('?' * len(row))})", list(row.values())
+        )
 
     def mark_delivering(self, record: RunRecord, sends_sql: str, exclusions_sql: str) -> None:
         """Before the first byte leaves: the run `delivering` with its planned files, and this attempt's

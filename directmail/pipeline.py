@@ -55,11 +55,11 @@ from directmail.locking import warehouse_lock
 from directmail.preview import excluded_rows, preview_lines
 from directmail.project import Project
 from directmail.rules import TEST_PROFILES_VAR, Relations, resolve_rules, test_profile_relations
-from directmail.schema import ExtractValidator, header_findings
 from directmail.secrets import scrub
 from directmail.seedlist import SeedRows, read_seed_rows
 from directmail.settlement import earlier_drop_files, settle
 from directmail.textformat import LineEncoder
+from directmail.valuechecks import ValueChecks, header_findings, value_checks
 from directmail.warehouse import Warehouse, open_warehouse, query_labels
 from directmail.writer import FileTexts, PartsWriter, StagedFile, write_checksum, write_manifest
 
@@ -333,14 +333,8 @@ class CampaignRun:
         written_labels = [] if fixed_width else self.plan.labels  # a fixed-width file has no label row
         if findings := header_findings(self.campaign, written_labels, configuration.encoding):
             raise ConfigError(findings)
-        validator = ExtractValidator(
-            self.campaign,
-            self.plan.labels,
-            configuration.encoding,
-            spec.column_widths if fixed_width else None,
-        )
-        if self.seeds is not None:
-            validator.validate(self.seeds.batch)
+        widths = spec.column_widths if fixed_width else None
+        checks = value_checks(self.campaign, self.plan.labels, configuration.encoding, widths)
         writer = PartsWriter(
             self.staging_dir,
             replace(self.layout, encrypted=False),
@@ -355,20 +349,55 @@ class CampaignRun:
             configuration.split_threshold,
         )
         self.progress(f"writing {self.record.exported:,} rows")
-        for batch in stream_rows(self._open(), self.plan, encoder, self.options.batch_size):
-            validator.validate(batch)
-            if validator.failure_count == 0:
+        failure_count, failures = 0, ""
+        if self._values_pass(checks):  # nearly every run: no pandera, only the finished lines
+            lines = stream_rows(self._open(), self.plan, encoder, self.options.batch_size, lines_only=True)
+            for batch in lines:
                 writer.write(file_lines(batch))
+        else:  # pandera names every failing value (row, identity, column, reason)
+            failure_count, failures = self._validate_and_write(writer, encoder, checks)
         staged = writer.close()
         self.record.seed_rows = writer.seed_rows * len(staged)
         self._rows_per_part = writer.split_threshold
-        if validator.failure_count:
+        if failure_count:
             shutil.rmtree(self.staging_dir, ignore_errors=True)
-            raise ExtractInvalid(validator.describe_failures())
+            raise ExtractInvalid(failures)
         if self.layout.encrypted:
             staged = self._encrypt(staged)
         self.staged = staged
         self.record.files = [f.summary() for f in staged]
+
+    def _values_pass(self, checks: ValueChecks) -> bool:
+        """Whether every value of the extract and of the seed rows passes the checks: one warehouse query
+        over the staging table, and Python over the (at most 1,000) seed rows."""
+        if self.seeds is not None:
+            values = [self.seeds.batch.column(label).to_pylist() for label in self.plan.labels]
+            if any(checks.row_fails(list(row)) for row in zip(*values, strict=True)):
+                return False
+        if self.record.exported == 0:
+            return True
+        return not self._open().query(self.plan.any_failing_sql(self._open(), checks)).num_rows
+
+    def _validate_and_write(
+        self, writer: PartsWriter, encoder: LineEncoder, checks: ValueChecks
+    ) -> tuple[int, str]:
+        """Validate every batch with pandera (imported only here), writing while none failed: how many
+        values failed, and the report of the first of them."""
+        from directmail.schema import ExtractValidator
+
+        validator = ExtractValidator(
+            self.campaign,
+            self.plan.labels,
+            checks.encoding,
+            self.campaign.spec.column_widths if self.configuration.format == "fixed_width" else None,
+        )
+        if self.seeds is not None:
+            validator.validate(self.seeds.batch)
+        for batch in stream_rows(self._open(), self.plan, encoder, self.options.batch_size):
+            validator.validate(batch)
+            if validator.failure_count == 0:
+                writer.write(file_lines(batch))
+        return validator.failure_count, validator.describe_failures()
 
     def _empty_run(self) -> bool:
         """No profile to export: on_empty decides (skip: nothing delivered, recorded `empty`)."""

@@ -8,7 +8,6 @@ encoding can represent and, in a fixed-width file, values that fit their column 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import pandera.polars as pa
 import polars as pl
@@ -16,54 +15,11 @@ import pyarrow as pa_arrow
 from pandera.api.polars.types import PolarsData
 
 from directmail.campaign import Campaign
-from directmail.errors import Finding
 from directmail.extract import IDENTITY, ROW
+from directmail.valuechecks import encodes, value_checks
 
 MAX_REPORTED_FAILURES = 20
 FIXED_WIDTH = "fixed_width"  # the fixed-width check's name, as failure cases report it
-
-
-@lru_cache(maxsize=8)
-def encodable_pattern(encoding: str) -> str | None:
-    """A regex matching strings the encoding can represent (None: every string can be)."""
-    if encoding.startswith("utf-8"):
-        return None
-    allowed = [cp for cp in range(0x10000) if not 0xD800 <= cp <= 0xDFFF and encodes(chr(cp), encoding)]
-    ranges, start, previous = [], allowed[0], allowed[0]
-    for cp in allowed[1:]:
-        if cp != previous + 1:
-            ranges.append((start, previous))
-            start = cp
-        previous = cp
-    ranges.append((start, previous))
-    body = "".join(_escape(a) if a == b else f"{_escape(a)}-{_escape(b)}" for a, b in ranges)
-    return f"^[{body}]*$"
-
-
-def encodes(text: str, encoding: str) -> bool:
-    try:
-        text.encode(encoding)
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def header_findings(campaign: Campaign, labels: list[str], encoding: str) -> list[Finding]:
-    """Notes and labels must fit the encoding too; they are not part of the validated rows."""
-    spec = campaign.spec
-    texts = {"header_note": spec.header_note, "footer_note": spec.footer_note, "": "".join(labels)}
-    findings = []
-    for key, text in texts.items():
-        if text is not None and not encodes(text, encoding):
-            reason = f"{key or 'a column label'} cannot be written in {encoding}"
-            findings.append(
-                Finding(campaign.yaml_file, campaign.key(key) if key else f"models.{campaign.name}", reason)
-            )
-    return findings
-
-
-def _escape(cp: int) -> str:
-    return f"\\u{cp:04X}"
 
 
 @dataclass
@@ -138,26 +94,22 @@ def build_schema(
     campaign: Campaign, labels: list[str], encoding: str, column_widths: dict[str, int] | None = None
 ) -> pa.DataFrameSchema:
     """`column_widths` (fixed_width): a column's limit is the smaller of its width and its max_lengths."""
-    spec = campaign.spec
-    widths = column_widths or {}
-    required = set(spec.address_columns.required()) if spec.address_columns else set()
-    country = spec.address_columns.country if spec.address_columns else None
-    pattern = encodable_pattern(encoding)
+    checks = value_checks(campaign, labels, encoding, column_widths)
+    pattern = checks.pattern
     columns = {}
-    for label in labels:
-        checks = []
-        if label in required:
-            checks.append(pa.Check.str_length(min_value=1))
-        if label == country:
-            checks.append(pa.Check.str_matches(r"^[A-Z]{2}$"))
-        limit = spec.max_lengths.get(label)
-        if limit is not None and (label not in widths or limit < widths[label]):
-            checks.append(pa.Check.str_length(max_value=limit))
-        if label in widths:
-            checks.append(_fits(widths[label]))
+    for column in checks.columns:
+        tests = []
+        if column.required:
+            tests.append(pa.Check.str_length(min_value=1))
+        if column.country:
+            tests.append(pa.Check.str_matches(r"^[A-Z]{2}$"))
+        if column.max_length is not None:
+            tests.append(pa.Check.str_length(max_value=column.max_length))
+        if column.width is not None:
+            tests.append(_fits(column.width))
         if pattern is not None:
-            checks.append(pa.Check.str_matches(pattern))
-        columns[label] = pa.Column(pl.Utf8, checks=checks, nullable=False)
+            tests.append(pa.Check.str_matches(pattern))
+        columns[column.label] = pa.Column(pl.Utf8, checks=tests, nullable=False)
     return pa.DataFrameSchema(columns, strict=False, name=campaign.name)
 
 

@@ -47,6 +47,23 @@ class SqlDialect(Protocol):
         """A 64-bit hash of the values together: equal rows hash alike (different ones may collide)."""
         ...
 
+    def contains(self, field: str, needle: str) -> str:
+        """Whether the text `field` holds the text `needle` (both SQL expressions)."""
+        ...
+
+    def char_length(self, expression: str) -> str:
+        """The length of a text in characters (code points), as Python's len() counts."""
+        ...
+
+    def full_match(self, expression: str, pattern: str) -> str:
+        """Whether the whole text matches the regex `pattern` (the syntax Python and the warehouse share:
+        literals, classes, repetition)."""
+        ...
+
+    def matches_ranges(self, expression: str, ranges: tuple[tuple[int, int], ...]) -> str:
+        """Whether every character of the text is in one of the code point ranges (first, last)."""
+        ...
+
     def text_line(self, fields: list[str], separator: str, newline: str) -> str:
         """One line of contract 3 from text expressions: a field is quoted only when it holds the
         separator, a double quote or a line break (its quotes doubled); the newline ends the line."""

@@ -18,6 +18,17 @@ class CommonSql:
     def contains(self, field: str, needle: str) -> str:
         return f"strpos({field}, {needle}) > 0"
 
+    def char_length(self, expression: str) -> str:
+        return f"char_length({expression})"
+
+    def full_match(self, expression: str, pattern: str) -> str:
+        return f"({expression} ~ {self.literal('^(?:' + pattern + ')$')})"
+
+    def matches_ranges(self, expression: str, ranges: tuple[tuple[int, int], ...]) -> str:
+        # NUL is never in a text value (PostgreSQL refuses it), and its escape is not a valid pattern.
+        body = "".join(class_range(max(a, 1), b, "\\u{:04X}") for a, b in ranges if b >= 1)
+        return self.full_match(expression, f"[{body}]*")
+
     def text_line(self, fields: list[str], separator: str, newline: str) -> str:
         specials = [self.text_literal(c) for c in (separator, '"', "\r", "\n")]
         quoted = []
@@ -47,3 +58,10 @@ class CommonSql:
         ]
         joined = " || ".join(pieces) or "''"
         return f"({joined})" if " || " in joined else joined
+
+
+def class_range(first: int, last: int, escape: str) -> str:
+    """A regex character-class range of code points, each spelled with `escape` (a format string)."""
+    if first == last:
+        return escape.format(first)
+    return f"{escape.format(first)}-{escape.format(last)}"
