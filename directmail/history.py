@@ -435,3 +435,9 @@ class History:
         for record in reversed(self.runs(limit=100_000)):
             last[record.campaign] = record
         return last
+
+
+def spark_ddl() -> list[str]:
+    """The history on Spark (the sample generator creates an empty one with it): history_ddl's
+    append-only statements."""
+    return history_ddl(transactional=False)

@@ -326,3 +326,104 @@ def test_address_validations_are_incremental(spark):
         ("k2", False),
         ("k3", True),
     ]
+
+
+# -- a whole extract, planned as the runner plans it -----------------------------------------------------
+
+
+def _campaign_rows(count: int) -> pa.Table:
+    """Profiles with households (shared addresses, twins), mixed-case and non-ASCII sort keys, NULLs."""
+    import datetime as dt
+    from decimal import Decimal
+
+    cities = ["Zürich", "zug", "Århus", "Bern", "bern", "東京", "Éze", "Aarau"]
+    rows: dict[str, list] = {k: [] for k in ("profile_id", "first_name", "city", "line_1", "postal_code")}
+    rows |= {"country_code": [], "last_order": [], "value": [], "last_seen": []}
+    for i in range(count):
+        twin = i % 97 == 5  # the same columns as the row before: a household duplicate
+        j = i - 1 if twin else i
+        rows["profile_id"].append(f"P{i:05d}")
+        rows["first_name"].append(["Ann", "ann", "Émile", "Bob", 'Zoë "Z"', "O'Neil, Jr"][j % 6])
+        rows["city"].append(cities[j % len(cities)])
+        rows["line_1"].append(f"{j % 700} Main St")  # every 700th profile shares an address
+        rows["postal_code"].append(f"{1000 + j % 700}")
+        rows["country_code"].append("CH")
+        rows["last_order"].append(dt.date(2024, 1, 1) + dt.timedelta(days=j % 400))
+        rows["value"].append(Decimal(j % 1000) / 4 if j % 11 else None)
+        rows["last_seen"].append(
+            dt.datetime(2025, 3, 1, 12) + dt.timedelta(seconds=j * 7, microseconds=j % 3)
+        )
+    return pa.table(rows).cast(
+        pa.schema(
+            [
+                *(
+                    pa.field(n, pa.string())
+                    for n in ("profile_id", "first_name", "city", "line_1", "postal_code")
+                ),
+                pa.field("country_code", pa.string()),
+                pa.field("last_order", pa.date32()),
+                pa.field("value", pa.decimal128(10, 2)),
+                pa.field("last_seen", pa.timestamp("us")),
+            ]
+        )
+    )
+
+
+def _extract(warehouse, relation: str) -> tuple[bytes, dict, list]:
+    from directmail.campaign import AddressColumns, Campaign, CampaignSpec
+    from directmail.extract import Rules, drop_staging, plan_extract, reason_summary, stream_rows
+
+    spec = CampaignSpec(
+        configuration="standard",
+        file_name="test.csv",
+        sort_by=["city", "last_order desc", "first_name"],
+        holdout_percent=10,
+        household=True,
+        household_order=["value desc"],
+        address_columns=AddressColumns(
+            lines=["line_1"], postal_code="postal_code", city="city", country="country_code"
+        ),
+    )
+    campaign = Campaign("test", spec, "model.p.test", relation, "models/test.yml")
+    types = warehouse.describe(f"select * from {relation}")
+    plan, sql = plan_extract(warehouse, campaign, types, Rules(), "extract__test")
+    drop_staging(warehouse, plan)
+    warehouse.execute(sql)
+    counts, _ = reason_summary(warehouse, plan)
+    plan.exported = counts["exported"]
+    lines = b"".join(
+        line.encode()
+        for batch in stream_rows(warehouse, plan, LineEncoder(",", "\n", "utf-8"), 1000)
+        for line in batch.column("_dm_line").to_pylist()
+    )
+    excluded = warehouse.query(
+        f"select _dm_identity as id, _dm_reason as reason, _dm_detail as detail from {plan.staging_table} "
+        "where _dm_reason <> 'exported'"
+    )
+    drop_staging(warehouse, plan)
+    return lines, counts, sorted(excluded.to_pylist(), key=lambda r: r["id"])
+
+
+def test_a_planned_extract_gives_duckdbs_bytes_and_reasons(spark):
+    rows = _campaign_rows(3000)
+    with DuckDBWarehouse(":memory:") as duck:
+        duck.execute(
+            "create table campaign (profile_id varchar, first_name varchar, city varchar, line_1 varchar, "
+            "postal_code varchar, country_code varchar, last_order date, value decimal(10,2), "
+            "last_seen timestamp)"
+        )
+        duck.append("campaign", rows)
+        expected = _extract(duck, "campaign")
+    spark.execute("create database if not exists test_data")
+    spark.execute("drop table if exists test_data.campaign")
+    spark.execute(
+        "create table test_data.campaign (profile_id string, first_name string, city string, line_1 string, "
+        "postal_code string, country_code string, last_order date, value decimal(10,2), last_seen timestamp) "
+        "using parquet"
+    )
+    spark.append("test_data.campaign", rows)
+    got = _extract(spark, "test_data.campaign")
+    assert got[1] == expected[1]
+    assert {"holdout", "household_duplicate"} <= {r for r, n in expected[1].items() if n}
+    assert got[2] == expected[2]
+    assert got[0] == expected[0]
