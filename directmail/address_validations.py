@@ -9,7 +9,8 @@ code through its own dialect.
 
 Incremental: a run validates only the keys not in the table yet (a changed address has a new key) or that
 an older VALIDATOR_VERSION checked; `everything` re-validates every collected key. The delete of the rows
-replaced and the insert of the new results are one transaction: a crash leaves the table as it was.
+replaced and the insert of the new results are one transaction: a crash leaves the table as it was. On a
+warehouse without transactions (Spark) results are appended behind a view of the latest per key.
 Memory is that of one Arrow batch, however many addresses are new.
 """
 

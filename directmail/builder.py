@@ -24,8 +24,9 @@ RESOURCE_SETTINGS = ("memory_limit", "threads", "temp_directory", "max_temp_dire
 
 @dataclass(frozen=True)
 class RunnerCredentials:
-    """What the runner uses of the target's credentials: the DuckDB file and its resource settings, or
-    a PostgreSQL server's host, port, user, database and sslmode (`connection`).
+    """What the runner uses of the target's credentials: the DuckDB file and its resource settings, a
+    PostgreSQL server's host, port, user, database and sslmode, or a Spark target's method and session
+    parameters (`connection`).
 
     Only these are kept (and cached): never a password, token or key of the profile. A PostgreSQL
     password is held in memory only (`password`), and only when it is not libpq's own PGPASSWORD, which
