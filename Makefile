@@ -18,6 +18,10 @@ export PGUSER := postgres
 export PGDATABASE := directmail
 LOCAL_POSTGRES := local-postgres
 endif
+# TARGET=spark: the local Spark (profiles.yml's `spark` target) listens on the loopback interface only.
+ifeq ($(TARGET),spark)
+export SPARK_LOCAL_IP ?= 127.0.0.1
+endif
 BENCH_SIZES ?= 100000
 # Optional extras of pyproject.toml to install besides the default environment (`make setup EXTRAS=spark`);
 # TARGET=spark needs pyspark, so it adds `spark`. Installs are inexact: an extra once installed stays.
@@ -51,7 +55,7 @@ test-servers:  ## What the tests start: sshd + gpg + PostgreSQL 15 + Java 17 for
 	@mkdir -p /run/sshd 2>/dev/null || true
 	@test -f node_modules/azurite/dist/src/blob/main.js || npm ci --no-audit --no-fund --loglevel=error
 
-sample: setup $(LOCAL_POSTGRES)  ## (Re)generate the sample CRM into warehouse/directmail.duckdb (TARGET=postgres: the PG* database)
+sample: setup $(LOCAL_POSTGRES)  ## (Re)generate the sample CRM into warehouse/directmail.duckdb (TARGET=postgres: the PG* database; TARGET=spark: warehouse/spark)
 ifeq ($(TARGET),duckdb)
 	$(RUN) python -m sampledata.generate --database warehouse/directmail.duckdb --profiles $(PROFILES)
 else

@@ -12,9 +12,11 @@ addresses; the demo's first 100,000 profiles are unchanged).
 
     python -m sampledata.generate --database warehouse/directmail.duckdb --profiles 2000 --seed 42
     python -m sampledata.generate --target postgres --profiles 2000  # where PGHOST, PGDATABASE … point
+    python -m sampledata.generate --target spark --profiles 2000     # profiles.yml's `spark` target
 
 On PostgreSQL the rows are the same: they are generated in an in-memory DuckDB and moved as Arrow through
-ADBC (`adbc_ingest`), in one transaction with the empty history's tables.
+ADBC (`adbc_ingest`), in one transaction with the empty history's tables. On Spark too: the Arrow tables
+become Spark DataFrames written as parquet tables of the `spark` target's metastore.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
 from directmail.history import DDL as HISTORY_DDL
+from directmail.history import spark_ddl
 from sampledata.countries import COUNTRIES
 
 REFERENCE_DATE = "2026-11-01"
@@ -162,6 +166,11 @@ from per_profile
 
 
 CRM_TABLES = ("profiles", "consents", "orders")
+# Where each non-DuckDB target writes (for --database's refusal).
+TARGET_PLACES = {
+    "postgres": "reads PGHOST, PGPORT, PGDATABASE …",
+    "spark": "writes where profiles.yml's spark target points (DIRECTMAIL_SPARK_DIR)",
+}
 
 # profiles.yml's `postgres` target reads the same variables with the same defaults.
 LIBPQ_DEFAULTS = {"PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "postgres", "PGDATABASE": "directmail"}
@@ -249,25 +258,97 @@ def generate_postgres(profiles: int, seed: int = 42) -> dict[str, int]:
         raise SystemExit(f"sample to {postgres_location()} failed: {error}") from None
 
 
+def spark_parameters(project_dir: Path = Path("."), target: str = "spark") -> dict[str, str]:
+    """The target's `server_side_parameters` as dbt renders profiles.yml (env_var() included), so that
+    the session started here is the one dbt-spark's `session` method finds (`getOrCreate`)."""
+    import contextlib
+
+    from dbt.cli.flags import Flags
+    from dbt.cli.main import cli
+    from dbt.config.profile import Profile, read_profile
+    from dbt.config.project import load_raw_project
+    from dbt.config.renderer import ProfileRenderer
+    from dbt.flags import set_flags
+    from dbt_common.context import set_invocation_context
+
+    set_invocation_context(os.environ)
+    set_flags(Flags(cli.make_context(cli.name, ["debug"])))
+    profiles_dir = os.environ.get("DBT_PROFILES_DIR") or str(project_dir)
+    with contextlib.chdir(project_dir):
+        profile = Profile.from_raw_profiles(
+            read_profile(profiles_dir),
+            load_raw_project(".").get("profile") or "",
+            renderer=ProfileRenderer({}),
+            target_override=target,
+        )
+    credentials = profile.credentials
+    if credentials.type != "spark":
+        raise SystemExit(f"profiles.yml: target {target!r} is of type {credentials.type!r}, not spark")
+    return {str(key): str(value) for key, value in (credentials.server_side_parameters or {}).items()}
+
+
+def spark_session(project_dir: Path = Path("."), target: str = "spark") -> Any:
+    """The Spark session of the target (started here, or the one this process already has), bound to
+    the loopback interface unless SPARK_LOCAL_IP says otherwise."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.enableHiveSupport()
+    for key, value in spark_parameters(project_dir, target).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def spark_location(spark: Any) -> str:
+    """Where the session's tables are (its master and warehouse folder)."""
+    return f"spark {spark.conf.get('spark.master')} {spark.conf.get('spark.sql.warehouse.dir')}"
+
+
+def generate_spark(profiles: int, seed: int = 42, spark: Any = None) -> dict[str, int]:
+    """The same rows as `generate`, written to the `spark` target's tables (parquet).
+
+    Generated in an in-memory DuckDB (the same SQL, so the same rows); each table goes to Spark as Arrow
+    (`createDataFrame`) and replaces the table of the same name. The history is dropped and created
+    empty (directmail.history.spark_ddl), as a new DuckDB sample's. dbt's views over these tables stay:
+    a Spark view is resolved by name when read.
+    """
+    with duckdb.connect(":memory:") as memory:
+        _write_crm(memory, profiles, seed)
+        tables = {
+            table: memory.sql(f"select * from raw_crm.{table}").to_arrow_table() for table in CRM_TABLES
+        }
+    session = spark or spark_session()
+    session.sql("create schema if not exists raw_crm")
+    for table, rows in tables.items():
+        frame = session.createDataFrame(rows)
+        frame.write.mode("overwrite").format("parquet").saveAsTable(f"raw_crm.{table}")
+    session.sql("drop schema if exists direct_mail cascade")
+    for statement in spark_ddl():
+        session.sql(statement)
+    return {table: session.table(f"raw_crm.{table}").count() for table in CRM_TABLES}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--target",
-        choices=("duckdb", "postgres"),
+        choices=("duckdb", "postgres", "spark"),
         default="duckdb",
-        help="duckdb: the --database file; postgres: the database libpq's PG* variables name",
+        help="duckdb: the --database file; postgres: the database libpq's PG* variables name; "
+        "spark: profiles.yml's spark target (its tables under DIRECTMAIL_SPARK_DIR, default warehouse/spark)",
     )
     parser.add_argument("--database", type=Path, default=Path("warehouse/directmail.duckdb"))
     parser.add_argument("--profiles", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.target != "duckdb" and "--database" in sys.argv[1:]:
+        parser.error(f"--database names a DuckDB file; --target {args.target} {TARGET_PLACES[args.target]}")
     if args.target == "postgres":
-        if "--database" in sys.argv[1:]:
-            parser.error(
-                "--database names a DuckDB file; --target postgres reads PGHOST, PGPORT, PGDATABASE …"
-            )
         counts, where = generate_postgres(args.profiles, args.seed), postgres_location()
+    elif args.target == "spark":
+        spark = spark_session()
+        counts, where = generate_spark(args.profiles, args.seed, spark), spark_location(spark)
     else:
         counts, where = generate(args.database, args.profiles, args.seed), str(args.database)
     elapsed = time.perf_counter() - started

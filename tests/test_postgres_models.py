@@ -9,12 +9,9 @@ results, copied into the same table.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -22,59 +19,17 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, copy_sample_project
-
-DBT = str(Path(sys.executable).with_name("dbt"))
-RUN_TIME = "2026-11-02 09:00:00"
-VARS = json.dumps({"run_time": RUN_TIME})
-# Built on both targets by `--exclude stg_direct_mail__address_validations+`, compared row for row.
-SQL_MODELS = [
-    "stg_crm__profiles",
-    "stg_crm__consents",
-    "stg_crm__orders",
-    "stg_catalog__offers",
-    "stg_suppression__entries",
-    "int_addresses_collected",
-    "int_orders_summarized",
-    "int_profiles_offered",
-]
-# Downstream of address validation: built on PostgreSQL over the copied validated addresses.
-DOWNSTREAM_MODELS = ["int_profiles_addressed", "int_profiles_qualified", "int_suppressions_keyed"]
-CAMPAIGNS = ["winter_catalog", "lapsed_postcard"]
-VALIDATIONS = "stg_direct_mail__address_validations"  # the models read the runner's results through it
-
-
-def dbt(project: Path, env: dict[str, str], *args: str) -> list[dict]:
-    """Run dbt in the project; return run_results.json's results (fails the test with dbt's output)."""
-    result = subprocess.run(
-        [DBT, *args, "--project-dir", str(project), "--profiles-dir", str(project), "--vars", VARS],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    return json.loads((project / "target" / "run_results.json").read_text())["results"]
-
-
-def _value(value):
-    """One value as both adapters' drivers agree on it (numeric scale and float noise aside)."""
-    if isinstance(value, float):
-        return Decimal(repr(round(value, 6))).normalize()
-    if isinstance(value, Decimal):
-        return value.normalize()
-    assert value is None or isinstance(value, str | int | bool | date | datetime), type(value)
-    return value
-
-
-def _rows(rows: list[tuple]) -> list[tuple]:
-    normalized = [tuple(_value(v) for v in row) for row in rows]
-    return sorted(normalized, key=lambda row: tuple((v is None, str(v)) for v in row))
-
-
-def duckdb_rows(project: Path, relation: str) -> tuple[list[str], list[tuple]]:
-    with duckdb.connect(str(project / "warehouse" / "directmail.duckdb"), read_only=True) as con:
-        cursor = con.execute(f"select * from {relation}")
-        return [c[0] for c in cursor.description], _rows(cursor.fetchall())
+from tests.model_rows import (
+    CAMPAIGNS,
+    DOWNSTREAM_MODELS,
+    SQL_MODELS,
+    VALIDATIONS,
+    build_duckdb_reference,
+    dbt,
+    duckdb_rows,
+    model_results,
+    normalized_rows,
+)
 
 
 def generate_sample(env: dict[str, str], profiles: int) -> str:
@@ -103,7 +58,7 @@ def postgres_connection(env: dict[str, str], database: str | None = None):
 def postgres_rows(env: dict[str, str], relation: str) -> tuple[list[str], list[tuple]]:
     with postgres_connection(env) as con, con.cursor() as cursor:
         cursor.execute(f"select * from {relation}")
-        return [c.name for c in cursor.description], _rows(cursor.fetchall())
+        return [c.name for c in cursor.description], normalized_rows(cursor.fetchall())
 
 
 def test_unit_test_names_fit_postgres_identifiers():
@@ -137,23 +92,13 @@ def test_sql_models_build_on_postgres_and_match_duckdb(projects):
     seeds = dbt(on_postgres, env, "seed", "--target", "postgres")
     assert len(seeds) == 6 and {r["status"] for r in seeds} == {"success"}
     results = dbt(on_postgres, env, "build", "--target", "postgres", "--exclude", f"{VALIDATIONS}+")
-    kinds: dict[str, list[str]] = {}
-    for result in results:
-        kinds.setdefault(result["unique_id"].split(".")[0], []).append(result["status"])
+    kinds = model_results(results)
     assert set(kinds) == {"model", "seed", "test", "unit_test"}
     assert len(kinds["model"]) == len(SQL_MODELS) + 6  # + the history's staging and the two reports
     assert len(kinds["unit_test"]) >= 4 and set(kinds["unit_test"]) == {"pass"}
     assert len(kinds["test"]) >= 30 and set(kinds["test"]) == {"pass"}
 
-    validated = subprocess.run(  # the default target: the DuckDB file, addresses validated by the runner
-        [str(Path(sys.executable).with_name("directmail")), "addresses", "validate"],
-        cwd=on_duckdb,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert validated.returncode == 0, validated.stdout + validated.stderr
-    dbt(on_duckdb, env, "build")
+    build_duckdb_reference(on_duckdb, env)
 
     for model in [*SQL_MODELS, "raw_crm.profiles", "raw_crm.orders", "raw_crm.consents", "offers"]:
         relation = model if "." in model else f"main.{model}"
