@@ -262,6 +262,10 @@ class History:
 
     def ensure_tables(self) -> None:
         if self.append_only:
+            # The statements run in order: when the first table and the last view exist, all do (two
+            # catalog lookups instead of ten metastore statements per open).
+            if self.warehouse.relation_exists(RUN_VERSIONS) and self.warehouse.relation_exists(EXCLUSIONS):
+                return
             for statement in history_ddl(transactional=False):
                 self.warehouse.execute(statement)
             return

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -33,6 +35,8 @@ if shutil.which("java") is None:
 
 from directmail.warehouse.spark_warehouse import SparkWarehouse
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def spark_target(directory: Path) -> TargetInfo:
     parameters = {
@@ -56,6 +60,26 @@ def spark_target(directory: Path) -> TargetInfo:
 def spark(tmp_path_factory) -> SparkWarehouse:
     project = tmp_path_factory.mktemp("spark-project")
     return SparkWarehouse(spark_target(project / "warehouse" / "spark"), project)
+
+
+def test_a_metastore_open_in_another_process_is_refused_clearly(spark, tmp_path):
+    """The embedded Derby admits one process: a second one is told so, not shown a Java stack."""
+    project = spark._spool_root.parent.parent
+    script = (
+        "import sys; from pathlib import Path; "
+        "from tests.test_spark_warehouse import spark_target; "
+        "from directmail.warehouse.spark_warehouse import SparkWarehouse; "
+        "from directmail.warehouse import WarehouseBusy\n"
+        "try:\n"
+        f"    SparkWarehouse(spark_target(Path({str(project / 'warehouse' / 'spark')!r})), Path({str(tmp_path)!r}))\n"
+        "except WarehouseBusy as busy:\n"
+        "    print('BUSY:', busy); sys.exit(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=REPO
+    )
+    assert done.returncode == 3, done.stdout + done.stderr[-2000:]
+    assert "BUSY: cannot open the Spark metastore of target spark: most likely another process" in done.stdout
 
 
 def test_stream_reads_many_parts_in_order_and_removes_them(spark):

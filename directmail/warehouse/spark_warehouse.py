@@ -184,7 +184,19 @@ class SparkWarehouse:
         self.dialect = SparkDialect()
         self._session = spark_session(target, project_dir)
         self._spool_root = project_dir / ".directmail" / "spark-spool"
-        self._session.sql(f"create database if not exists {SCRATCH_SCHEMA}")
+        try:
+            self._session.sql(f"create database if not exists {SCRATCH_SCHEMA}")
+        except Exception as error:  # the metastore is reached here first
+            text = str(error)
+            if "Another instance of Derby" not in text and "SessionHiveMetaStoreClient" not in text:
+                raise
+            from directmail.warehouse import WarehouseBusy
+
+            raise WarehouseBusy(
+                f"cannot open the Spark metastore of target {target.name}: most likely another process "
+                "has it open (an embedded Derby admits one at a time: a run or dbt in progress?); try "
+                "again when it ends"
+            ) from None
 
     def _sql(self, sql: str, params: list[Any] | None = None) -> DataFrame:
         return self._session.sql(sql, args=list(params)) if params else self._session.sql(sql)
@@ -209,7 +221,7 @@ class SparkWarehouse:
         directory = spool.__enter__()
         try:
             frame = self._sql(sql)
-            frame.write.mode("overwrite").parquet(str(directory / "parts"))
+            frame.write.mode("overwrite").parquet((directory / "parts").as_uri())  # on this machine
             parts = sorted(
                 (p for p in (directory / "parts").iterdir() if _PART.match(p.name)),
                 key=lambda p: int(_PART.match(p.name).group(1)),  # type: ignore[union-attr]
