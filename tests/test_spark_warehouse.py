@@ -99,6 +99,17 @@ def test_stream_reads_many_parts_in_order_and_removes_them(spark):
     assert list(spark._spool_root.rglob("*.parquet")) == []  # the spool is gone once read
 
 
+def test_a_spool_a_crash_left_is_cleared_by_the_next_process(spark):
+    from directmail.warehouse import spark_warehouse
+
+    left = spark._spool_root / "spool-crashed" / "parts"
+    left.mkdir(parents=True)
+    (left / "part-00000-x.snappy.parquet").write_bytes(b"left by a crash")
+    spark_warehouse._CLEARED_SPOOLS.clear()  # as in a new process (the session is reused: no JVM start)
+    SparkWarehouse(spark.target, spark._spool_root.parent.parent)
+    assert not (spark._spool_root / "spool-crashed").exists()
+
+
 def test_stream_of_an_empty_result_has_its_schema(spark):
     table = spark.stream("select cast(id as string) as s from range(0) order by s").read_all()
     assert table.num_rows == 0 and table.column_names == ["s"]

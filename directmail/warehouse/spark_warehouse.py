@@ -32,6 +32,7 @@ POSITION = "_dm_position"
 # Where the runner's own scratch tables live (the extract's staging table, a return file's rows).
 SCRATCH_SCHEMA = "directmail_scratch"
 _PART = re.compile(r"^part-(\d+)")
+_CLEARED_SPOOLS: set[str] = set()  # spool folders this process has cleared of what a crash left
 # Spark's type names (simpleString) in the vocabulary the runner speaks (DuckDB's).
 TYPE_NAMES = {
     "string": "VARCHAR",
@@ -197,6 +198,15 @@ class SparkWarehouse:
                 "has it open (an embedded Derby admits one at a time: a run or dbt in progress?); try "
                 "again when it ends"
             ) from None
+        self._clear_spools_once()  # the metastore is this process's: no other process is streaming
+
+    def _clear_spools_once(self) -> None:
+        """Spools a crashed process left: cleared at this process's first open of the project, when no
+        stream of its own can be reading (and another process's cannot: Derby admits one process)."""
+        root = str(self._spool_root.resolve())
+        if root not in _CLEARED_SPOOLS:
+            _CLEARED_SPOOLS.add(root)
+            shutil.rmtree(self._spool_root, ignore_errors=True)
 
     def _sql(self, sql: str, params: list[Any] | None = None) -> DataFrame:
         return self._session.sql(sql, args=list(params)) if params else self._session.sql(sql)
