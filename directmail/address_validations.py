@@ -9,7 +9,8 @@ code through its own dialect.
 
 Incremental: a run validates only the keys not in the table yet (a changed address has a new key) or that
 an older VALIDATOR_VERSION checked; `everything` re-validates every collected key. The delete of the rows
-replaced and the insert of the new results are one transaction: a crash leaves the table as it was.
+replaced and the insert of the new results are one transaction: a crash leaves the table as it was. On a
+warehouse without transactions (Spark) results are appended behind a view of the latest per key.
 Memory is that of one Arrow batch, however many addresses are new.
 """
 
@@ -26,7 +27,7 @@ from directmail.addresses import INPUT_COLUMNS, OUTPUT_SCHEMA, VALIDATOR_VERSION
 from directmail.builder import Built, DbtProject
 from directmail.config import CONFIG_FILE
 from directmail.errors import ConfigError, Finding
-from directmail.history import ADDRESS_VALIDATIONS, History
+from directmail.history import ADDRESS_VALIDATION_ROWS, ADDRESS_VALIDATIONS, History
 from directmail.warehouse import Warehouse, open_warehouse
 
 COLUMNS = ("address_key", *INPUT_COLUMNS)
@@ -97,13 +98,17 @@ def validate_addresses(
             report(f"validating addresses: {counted[0]:,} done")
             yield batch
 
+    # Without transactions (Spark) nothing is deleted: results are appended to the rows behind the
+    # `address_validations` view, whose latest row per key wins; a crash keeps the keys validated so far.
+    table = ADDRESS_VALIDATIONS if warehouse.transactional else ADDRESS_VALIDATION_ROWS
     with warehouse.transaction():
         replaced = warehouse.query(f"select count(*) as n from {ADDRESS_VALIDATIONS}{stale}")["n"][0].as_py()
-        warehouse.execute(f"delete from {ADDRESS_VALIDATIONS}{stale}")
+        if warehouse.transactional:
+            warehouse.execute(f"delete from {ADDRESS_VALIDATIONS}{stale}")
         with warehouse.side_stream(pending_sql(warehouse, collected, everything), batch_size) as pending:
             validated = validate_batches(pending)
             stream = pa.RecordBatchReader.from_batches(OUTPUT_SCHEMA, counting(validated))
-            warehouse.append_stream(ADDRESS_VALIDATIONS, stream)
+            warehouse.append_stream(table, stream)
     return ValidationReport(counted[0], replaced, time.perf_counter() - started)
 
 

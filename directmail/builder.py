@@ -25,8 +25,9 @@ RESOURCE_SETTINGS = ("memory_limit", "threads", "temp_directory", "max_temp_dire
 
 @dataclass(frozen=True)
 class RunnerCredentials:
-    """What the runner uses of the target's credentials: the DuckDB file and its resource settings, or
-    a PostgreSQL server's host, port, user, database and sslmode (`connection`).
+    """What the runner uses of the target's credentials: the DuckDB file and its resource settings, a
+    PostgreSQL server's host, port, user, database and sslmode, or a Spark target's method and session
+    parameters (`connection`).
 
     Only these are kept (and cached): never a password, token or key of the profile. A PostgreSQL
     password is held in memory only (`password`), and only when it is not libpq's own PGPASSWORD, which
@@ -81,6 +82,12 @@ class DbtProject:
 
     def _invoke(self, command: list[str], manifest: Any = None) -> Any:
         from dbt.cli.main import dbtRunner
+
+        target = self.target_info()
+        if target.adapter_type == "spark":  # the runner's session first: dbt-spark's getOrCreate reuses it
+            from directmail.warehouse.spark_warehouse import spark_session
+
+            spark_session(target, self.project_dir)
 
         try:
             with contextlib.chdir(self.project_dir):
@@ -227,15 +234,26 @@ class DbtProject:
             password,
         )
         info = TargetInfo(credentials.type, profile.target_name, runner)
-        if not password:  # a password of the profile's own is never written to the cache
+        parameters = connection.get("parameters") or {}
+        secret = any(word in name.lower() for name in parameters for word in _SECRET_WORDS)
+        if not password and not secret:  # a password of the profile's own is never written to the cache
             cached = {key: value for key, value in asdict(runner).items() if key != "password"}
             self.cache.store_target({"adapter_type": info.adapter_type, "name": info.name, **cached})
         return info
 
 
+# A Spark parameter whose name says it holds a secret keeps the target out of the parse cache.
+_SECRET_WORDS = ("secret", "password", "token", "credential", "key")
+
+
 def _server_connection(credentials: Any) -> tuple[dict[str, Any], str]:
     """A database server's address from dbt's credentials (host, port, user, dbname, sslmode), and the
-    password when it is not the PGPASSWORD libpq reads by itself (else '')."""
+    password when it is not the PGPASSWORD libpq reads by itself (else ''). For Spark: the method and
+    the `server_side_parameters` the session is built with."""
+    if credentials.type == "spark":
+        method = getattr(credentials.method, "value", credentials.method)
+        parameters = {str(k): str(v) for k, v in (credentials.server_side_parameters or {}).items()}
+        return {"method": str(method), "parameters": parameters}, ""
     if credentials.type != "postgres":
         return {}, ""
     connection = {

@@ -169,7 +169,7 @@ def _compared_sql(dialect: SqlDialect, run_a: str, run_b: str) -> str:
             profile_id,
             not is_holdout as is_mailed,
             case when is_holdout then '{HOLDOUT}' end as reason,
-            cast(null as varchar) as detail,
+            cast(null as {dialect.text_type}) as detail,
             file_name
         from {SENDS}
         where run_id = {run}
@@ -179,7 +179,7 @@ def _compared_sql(dialect: SqlDialect, run_a: str, run_b: str) -> str:
             false as is_mailed,
             reason,
             detail,
-            cast(null as varchar) as file_name
+            cast(null as {dialect.text_type}) as file_name
         from {EXCLUSIONS}
         where run_id = {run}
             and reason <> '{HOLDOUT}'

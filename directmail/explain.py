@@ -56,14 +56,14 @@ def explain(warehouse: Warehouse, campaign: str, identity: str, run_id: str | No
         f"""select
     case when is_holdout then '{HOLDOUT}' else '{MAILED}' end as outcome,
     file_name,
-    cast(null as varchar) as reason,
-    cast(null as varchar) as detail
+    cast(null as {warehouse.dialect.text_type}) as reason,
+    cast(null as {warehouse.dialect.text_type}) as detail
 from {SENDS}
 where run_id = ? and profile_id = ?
 union all
 select
     '{EXCLUDED}' as outcome,
-    cast(null as varchar) as file_name,
+    cast(null as {warehouse.dialect.text_type}) as file_name,
     reason,
     detail
 from {EXCLUSIONS}

@@ -194,10 +194,10 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
     if rules.consent is not None:
         c = rules.consent.source
         parts.ctes.append(
-            f"refusals as (select distinct cast({q(c.identity)} as varchar) as refused_identity "
+            f"refusals as (select distinct cast({q(c.identity)} as {d.text_type}) as refused_identity "
             f"from {rules.consent.relation} "
             f"where {q(c.marketing_action)} = {d.literal(rules.consent.marketing_action)} "
-            f"and lower(trim(coalesce(cast({q(c.value)} as varchar), ''))) = 'n')"
+            f"and lower(trim(coalesce(cast({q(c.value)} as {d.text_type}), ''))) = 'n')"
         )
         parts.joins.append(f"left join refusals on refusals.refused_identity = {identity}")
         parts.reasons.append(("refusals.refused_identity is not null", "no_postal_consent", "null"))
@@ -205,8 +205,8 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
         a = rules.addresses.source
         parts.ctes.append(
             # One row per profile (checked after the join: CampaignRun._check_join_fanout).
-            f"address_rows as (select cast({q(a.identity)} as varchar) as address_identity, "
-            f"coalesce(cast({q(a.errors)} as varchar), '') as address_errors, "
+            f"address_rows as (select cast({q(a.identity)} as {d.text_type}) as address_identity, "
+            f"coalesce(cast({q(a.errors)} as {d.text_type}), '') as address_errors, "
             f"{q(a.household_key)} as address_household "
             f"from {rules.addresses.relation})"
         )
@@ -216,7 +216,7 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
         s = rules.suppression.source
         matches = []  # (CTE name, key column in the suppression model, what it is compared with)
         if s.identity is not None:
-            matches.append(("suppressed_profiles", f"cast({q(s.identity)} as varchar)", identity))
+            matches.append(("suppressed_profiles", f"cast({q(s.identity)} as {d.text_type})", identity))
         if s.household_key is not None and rules.addresses is not None:
             matches.append(("suppressed_households", q(s.household_key), "address_rows.address_household"))
         first_list = d.code_point_order(q(s.list))
@@ -263,10 +263,8 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
             f"group by 1 having count(*) >= {int(f.cap.count)})"
         )
         parts.joins.append(f"left join recent_sends on recent_sends.capped_identity = {identity}")
-        detail = (
-            f"cast(recent_sends.recent_pieces as varchar) || {d.literal(' in the last ' + str(f.cap.days))}"
-            " || ' days'"
-        )
+        pieces = f"cast(recent_sends.recent_pieces as {d.text_type})"
+        detail = f"{pieces} || {d.literal(' in the last ' + str(f.cap.days))} || ' days'"
         parts.group_reasons.append(("recent_sends.capped_identity is not null", "frequency_cap", detail))
     return parts
 
@@ -309,7 +307,7 @@ class _GroupColumns:
 
 
 def _group_columns(
-    group_reasons: list[tuple[str, str, str]], household_group: str, copy_key: str
+    group_reasons: list[tuple[str, str, str]], household_group: str, copy_key: str, text_type: str
 ) -> _GroupColumns:
     columns = _GroupColumns()
     for i, (condition, reason, detail) in enumerate(group_reasons):
@@ -317,10 +315,10 @@ def _group_columns(
         member = f"min(case when {flag} then {IDENTITY} || ': ' || {flag}_detail end)"
         columns.own += f",\n        coalesce({condition}, false) as {flag}, {detail} as {flag}_detail"
         household = f"{member} over ({household_group})" if household_group else "null"
-        columns.household += f",\n        cast({household} as varchar) as {flag}_household"
-        columns.no_copies += f", cast(null as varchar) as {flag}_copy"
+        columns.household += f",\n        cast({household} as {text_type}) as {flag}_household"
+        columns.no_copies += f", cast(null as {text_type}) as {flag}_copy"
         columns.copies += (
-            f",\n        cast({member} over (partition by {copy_key}) as varchar) as {flag}_copy"
+            f",\n        cast({member} over (partition by {copy_key}) as {text_type}) as {flag}_copy"
         )
         columns.reasons += (
             f"\n            when {flag} or {flag}_household is not null or {flag}_copy is not null "
@@ -376,7 +374,7 @@ def plan_extract(
     types = dict(column_types)
     labels = written_columns(campaign, [name for name, _ in column_types])
     # Every comparison of identities (order, first_value, min) is by code point, on every warehouse.
-    identity = d.code_point_order(f"cast(campaign.{q(spec.identity)} as varchar)")
+    identity = d.code_point_order(f"cast(campaign.{q(spec.identity)} as {d.text_type})")
     staging_table = d.temporary_relation(staging_name)  # it lives as long as the run's connection
 
     def sort_value(column: str) -> str:
@@ -412,7 +410,7 @@ def plan_extract(
         representative = f"first_value({IDENTITY}) {household_window}"
     else:
         member, representative = "1", "null"
-    group = _group_columns(parts.group_reasons, household_group, copy_key)
+    group = _group_columns(parts.group_reasons, household_group, copy_key, d.text_type)
 
     cases = (
         " ".join(f"when {cond} then '{reason}'" for cond, reason, _ in parts.reasons) or "when false then ''"
@@ -429,10 +427,10 @@ def plan_extract(
     # Duplicates (rows whose written columns are all equal) are rare: only rows whose hash repeats take
     # part in the window that keeps the first copy in file order; every other row is its own first copy.
     # `flagged` is read twice, so it is materialized once; every other step streams into the one sort.
-    sql = f"""
-create temporary table {staging_table} as
+    not_materialized, materialized = d.cte_hint(False), d.cte_hint(True)
+    select = f"""
 with
-{ctes}targeted as not materialized (
+{ctes}targeted as{not_materialized} (
     select
         {identity} as {IDENTITY},
         {", ".join([*formatted, *sort_values, *household_values])},
@@ -441,14 +439,14 @@ with
     from {campaign.relation} as campaign
     {" ".join(parts.joins)}
 ),
-households as not materialized (
+households as{not_materialized} (
     select
         *,
         {member} as _dm_member,
         {representative} as _dm_representative{group.household}
     from targeted
 ),
-flagged as materialized (
+flagged as{materialized} (
     select
         *,
         coalesce(_dm_excluded, case when _dm_member > 1 then 'household_duplicate' end) as _dm_flag,
@@ -466,15 +464,15 @@ repeated as (
     group by 1
     having count(*) > 1
 ),
-candidates as not materialized (
+candidates as{not_materialized} (
     select
         flagged.*,
         flagged._dm_flag is null and repeated._dm_repeated_hash is not null as _dm_may_repeat
     from flagged
     left join repeated on flagged._dm_copy_hash = repeated._dm_repeated_hash
 ),
-copies as not materialized (
-    select *, 1 as _dm_copy, cast(null as varchar) as _dm_first_copy{group.no_copies}
+copies as{not_materialized} (
+    select *, 1 as _dm_copy, cast(null as {d.text_type}) as _dm_first_copy{group.no_copies}
     from candidates
     where not _dm_may_repeat
     union all
@@ -486,7 +484,7 @@ copies as not materialized (
     where _dm_may_repeat
     window copy_order as (partition by {copy_key} order by {order})
 ),
-reasoned as not materialized (
+reasoned as{not_materialized} (
     select
         *,
         case
@@ -505,6 +503,7 @@ select {IDENTITY}, {copy_key}, {REASON}, {DETAIL}{d.position_column(file_order)}
 from reasoned
 order by {file_order}
 """
+    sql = d.create_temporary_table(staging_table, select)
     return ExtractPlan(campaign, labels, staging_table, [types[label] for label in labels]), sql
 
 

@@ -11,6 +11,14 @@ the manifest landed, one statement records the run `delivered` with that attempt
 between leaves the run `delivering` with its rows written but not visible: the next run of that id
 settles it from what the destination holds, without the extract that produced them. The rows are written
 once (no copy from a staging table at commit), so the commit costs one row whatever the audience.
+
+A warehouse without transactions (Spark's parquet tables) keeps the same contract append-only, on two
+facts: appending one file to a table is atomic (a rename), and the runner holds the warehouse lock (one
+writer). `runs` is then a view of the latest version of each run's row in `run_versions`; before the
+first row of an attempt is written, a `reserved` version takes its number (so no later attempt ever
+reuses it, even after a crash); the run is recorded `delivering` (settleable) only once all its rows
+are written; and `delivered` is one appended version. Rows of attempts that never commit stay in
+`send_rows` / `exclusion_rows`, invisible (no delete on parquet). See history_ddl(transactional=False).
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ EXCLUSION_ROWS = f"{SCHEMA}.exclusion_rows"
 RETURNS = f"{SCHEMA}.returns"
 RETURN_FILES = f"{SCHEMA}.return_files"
 ADDRESS_VALIDATIONS = f"{SCHEMA}.address_validations"
+RUN_VERSIONS = f"{SCHEMA}.run_versions"  # append-only warehouses: every version of every run's row
+ADDRESS_VALIDATION_ROWS = f"{SCHEMA}.address_validation_rows"  # append-only: every result, latest wins
+RESERVED = "reserved"  # append-only: a version that only takes an attempt number (not a run's state)
 DELIVERING = "delivering"
 DELIVERED = "delivered"
 FAILED = "failed"
@@ -178,14 +189,86 @@ VIEW_SQL = {
 VIEW_DDL = [f"create view if not exists {view} as {sql}" for view, sql in VIEW_SQL.items()]
 DDL = [*TABLE_DDL, *VIEW_DDL]  # a new warehouse (the sample generator) runs them as they are
 
+
+def _append_only_table(statement: str) -> str:
+    """A table of TABLE_DDL in Spark SQL: parquet, `string` and `timestamp_ntz` (UTC, as naive
+    timestamps are elsewhere), no NOT NULL (enforced by the writer)."""
+    statement = statement.replace(" not null", "").replace(" varchar", " string")
+    statement = statement.replace(" timestamp", " timestamp_ntz")
+    return statement + " using parquet"
+
+
+def _latest(table: str, key: str, order: str, columns: str, where: str = "") -> str:
+    """The latest row per key of an append-only table."""
+    return (
+        f"select {columns} from (select *, row_number() over (partition by {key} order by {order}) "
+        f"as _dm_latest from {table}{where}) as versions where _dm_latest = 1"
+    )
+
+
+_RUN_COLUMNS = (
+    "run_id, campaign, run_time, status, started_at, finished_at, targeted, excluded, holdout, "
+    "duplicates_removed, exported, files, configuration, destination, attempt, message, step_seconds, "
+    "exclusion_details, seed_rows, delivery_started_at, committed_attempt"
+)
+_VALIDATION_COLUMNS = (
+    "address_key, is_valid_address, address_errors, normalized_address_line_1, normalized_address_line_2, "
+    "normalized_postal_code, normalized_city, normalized_region, normalized_country_code, household_key, "
+    "validator_version, validated_at"
+)
+
+
+def history_ddl(transactional: bool = True) -> list[str]:
+    """The statements creating an empty history: DDL on a transactional warehouse (DuckDB, PostgreSQL
+    once `create view if not exists` is spelled its way); on one without transactions (Spark), the
+    append-only tables and the views that give contract 5's relations from them."""
+    if transactional:
+        return list(DDL)
+    tables = [statement for statement in TABLE_DDL if statement.lstrip().startswith("create table")]
+    runs_table, *others = tables
+    versions = runs_table.replace(f"{RUNS} (", f"{RUN_VERSIONS} (").replace(
+        "seed_rows bigint\n",
+        "seed_rows bigint,\n        delivery_started_at timestamp,\n"
+        "        committed_attempt integer,\n        version bigint\n",
+    )
+    others = [s.replace(f"{ADDRESS_VALIDATIONS} (", f"{ADDRESS_VALIDATION_ROWS} (") for s in others]
+    runs_view = _latest(
+        RUN_VERSIONS, "run_id", "version desc", _RUN_COLUMNS, f" where status <> '{RESERVED}'"
+    )
+    validations_view = _latest(
+        ADDRESS_VALIDATION_ROWS,
+        "address_key",
+        "validated_at desc, validator_version desc",
+        _VALIDATION_COLUMNS,
+    )
+    return [
+        f"create database if not exists {SCHEMA}",
+        *(_append_only_table(statement) for statement in [versions, *others]),
+        f"create view if not exists {RUNS} as {runs_view}",
+        f"create view if not exists {ADDRESS_VALIDATIONS} as {validations_view}",
+        *VIEW_DDL,
+    ]
+
+
 _JSON_COLUMNS: dict[str, Any] = {"excluded": {}, "files": [], "step_seconds": {}, "exclusion_details": {}}
 
 
 class History:
     def __init__(self, warehouse: Warehouse):
         self.warehouse = warehouse
+        # Without transactions, every write is an append in an order a crash cannot corrupt.
+        self.append_only = not warehouse.transactional
+        self._versions: dict[str, int] = {}  # append-only: the last version written per run id
 
     def ensure_tables(self) -> None:
+        if self.append_only:
+            # The statements run in order: when the first table and the last view exist, all do (two
+            # catalog lookups instead of ten metastore statements per open).
+            if self.warehouse.relation_exists(RUN_VERSIONS) and self.warehouse.relation_exists(EXCLUSIONS):
+                return
+            for statement in history_ddl(transactional=False):
+                self.warehouse.execute(statement)
+            return
         for statement in TABLE_DDL:
             self.warehouse.execute(statement)
         self._migrate_tables()
@@ -228,24 +311,67 @@ class History:
         rows = self.warehouse.rows(f"select * from {RUNS} where run_id = ?", [run_id])
         return RunRecord.from_row(rows[0]) if rows else None
 
+    def next_attempt(self, run_id: str, previous: RunRecord | None) -> int:
+        """The number of the run id's next attempt: never one an earlier attempt used, even one that
+        crashed before recording anything but its reservation (append-only)."""
+        used = previous.attempt if previous is not None else 0
+        if self.append_only:
+            rows = self.warehouse.rows(
+                f"select max(attempt) as attempt from {RUN_VERSIONS} where run_id = ?", [run_id]
+            )
+            used = max(used, rows[0]["attempt"] or 0)
+        return used + 1
+
     def save_run(self, record: RunRecord) -> None:
         """Insert or replace the run's row (on its own: for runs that deliver nothing)."""
         with self.warehouse.transaction():
             self._save_run(record)
 
-    def _save_run(self, record: RunRecord) -> None:
-        # A statement with parameters, not an Arrow table: Arrow's conversion of Python values loads
-        # pandas (a second of a run's start-up) to look for its types.
+    def _save_run(self, record: RunRecord, status: str | None = None) -> None:
         row = record.as_row()
-        columns = ", ".join(row)
-        self.warehouse.execute(f"delete from {RUNS} where run_id = ?", [record.run_id])
-        self.warehouse.execute(
-            f"insert into {RUNS} ({columns}) values ({', '.join('?' * len(row))})", list(row.values())
-        )
+        if not self.append_only:
+            # A statement with parameters, not an Arrow table: Arrow's conversion of Python values loads
+            # pandas (a second of a run's start-up) to look for its types.
+            columns = ", ".join(row)
+            self.warehouse.execute(f"delete from {RUNS} where run_id = ?", [record.run_id])
+            self.warehouse.execute(
+                f"insert into {RUNS} ({columns}) values ({', '.join('?' * len(row))})", list(row.values())
+            )
+            return
+        import pyarrow as pa  # Spark appends one file: an Arrow table of the one row
+
+        # One appended file: the new version is there whole or not at all.
+        if status is not None:
+            row["status"] = status
+        row["version"] = self._next_version(record.run_id)
+        self.warehouse.append(RUN_VERSIONS, pa.Table.from_pylist([row]))
+
+    def _next_version(self, run_id: str) -> int:
+        if run_id not in self._versions:  # the writer holds the warehouse lock: nobody else appends
+            rows = self.warehouse.rows(
+                f"select max(version) as version from {RUN_VERSIONS} where run_id = ?", [run_id]
+            )
+            self._versions[run_id] = rows[0]["version"] or 0
+        self._versions[run_id] += 1
+        return self._versions[run_id]
+
+    def _reserve(self, record: RunRecord) -> None:
+        """Append-only: take the attempt's number before its first row is written. The `runs` view skips
+        this version, so the run's state (delivered, settleable, …) is what it was."""
+        self._save_run(record, status=RESERVED)
 
     def mark_delivering(self, record: RunRecord, sends_sql: str, exclusions_sql: str) -> None:
         """Before the first byte leaves: the run `delivering` with its planned files, and this attempt's
-        rows written (not yet visible in `sends` and `exclusions`)."""
+        rows written (not yet visible in `sends` and `exclusions`).
+
+        Append-only: the run is recorded `delivering` (and so settleable) only after all its rows are
+        written, so a settled attempt never has rows missing."""
+        if self.append_only:
+            self._reserve(record)
+            self.warehouse.execute(f"insert into {SEND_ROWS} {sends_sql}")
+            self.warehouse.execute(f"insert into {EXCLUSION_ROWS} {exclusions_sql}")
+            self._save_run(record)
+            return
         with self.warehouse.transaction():
             self._discard(record.run_id, record.committed_attempt)
             self.warehouse.execute(f"insert into {SEND_ROWS} {sends_sql}")
@@ -262,6 +388,11 @@ class History:
     def record_empty(self, record: RunRecord, exclusions_sql: str) -> None:
         """A run with nothing to deliver: its row, and why each targeted profile was not sent."""
         record.committed_attempt = record.attempt
+        if self.append_only:
+            self._reserve(record)
+            self.warehouse.execute(f"insert into {EXCLUSION_ROWS} {exclusions_sql}")
+            self._save_run(record)
+            return
         with self.warehouse.transaction():
             self._discard(record.run_id, None)
             self.warehouse.execute(f"insert into {EXCLUSION_ROWS} {exclusions_sql}")
@@ -273,7 +404,10 @@ class History:
             self._discard(record.run_id, record.committed_attempt)
 
     def _discard(self, run_id: str, keep_attempt: int | None) -> None:
-        """Remove the run's rows of every attempt but the committed one."""
+        """Remove the run's rows of every attempt but the committed one. Append-only: they stay, never
+        visible (the views show the committed attempt's rows only, and no attempt number is reused)."""
+        if self.append_only:
+            return
         keep = "" if keep_attempt is None else f" and attempt <> {int(keep_attempt)}"
         for table in (SEND_ROWS, EXCLUSION_ROWS):
             self.warehouse.execute(f"delete from {table} where run_id = ?{keep}", [run_id])
@@ -312,32 +446,7 @@ class History:
         return last
 
 
-# -- Spark ------------------------------------------------------------------------------------------------
-# The history's tables on Spark (the Hive metastore of the `spark` target, parquet files). Spark has no
-# `varchar` without a length and no `add column if not exists`, so the same columns are declared in one
-# `create table` each (without `not null`). The sample generator creates an empty history with these;
-# the Spark warehouse's history belongs here too, so that both agree.
-_SPARK_TYPES = {"varchar": "string", "integer": "int"}
-
-
 def spark_ddl() -> list[str]:
-    """The history's tables and views on Spark: TABLE_DDL's columns with Spark's types, then VIEW_DDL."""
-    added: dict[str, list[str]] = {}
-    creates: list[tuple[str, list[str]]] = []
-    for statement in TABLE_DDL:
-        words = statement.split()
-        if words[:2] == ["alter", "table"]:  # alter table T add column if not exists NAME TYPE
-            added.setdefault(words[2], []).append(" ".join(words[-2:]))
-        elif words[:2] == ["create", "table"]:
-            head, body = statement.split("(", 1)
-            columns = [line.strip().removesuffix(",") for line in body.rsplit(")", 1)[0].splitlines()]
-            creates.append((head.split()[-1], [column for column in columns if column]))
-    statements = [f"create schema if not exists {SCHEMA}"]
-    for table, columns in creates:
-        declared: dict[str, str] = {}
-        for column in [*columns, *added.get(table, [])]:
-            name, type_name = column.removesuffix(" not null").split()
-            declared.setdefault(name, _SPARK_TYPES.get(type_name, type_name))
-        listed = ", ".join(f"{name} {type_name}" for name, type_name in declared.items())
-        statements.append(f"create table if not exists {table} ({listed}) using parquet")
-    return [*statements, *VIEW_DDL]
+    """The history on Spark (the sample generator creates an empty one with it): history_ddl's
+    append-only statements."""
+    return history_ddl(transactional=False)

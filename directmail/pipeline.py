@@ -164,9 +164,9 @@ class CampaignRun:
         with self._open_history() as history:
             previous = history.find(self.run_id)
             self._earlier_files = earlier_drop_files(history, previous, self.campaign.name, self.layout)
+            self.record.attempt = history.next_attempt(self.run_id, previous)
             if previous is None:
                 return
-            self.record.attempt = previous.attempt + 1
             self.record.committed_attempt = previous.committed_attempt
             if previous.may_have_landed and not self.options.dry_run:
                 self._settle(history, previous)
@@ -430,7 +430,11 @@ class CampaignRun:
         attempt = self.record.attempt
         sends = self.plan.sends_sql(self._open(), self.run_id, attempt, at, names, rows_per_part)
         exclusions = self.plan.exclusions_sql(self._open(), self.run_id, attempt, at)
-        history.mark_delivering(self.record, sends, exclusions)
+        try:
+            history.mark_delivering(self.record, sends, exclusions)
+        except BaseException:  # not recorded delivering: nothing has left, nothing to settle
+            self.record.delivery_started_at = None
+            raise
         destination = self._destination()
         try:
             replace_earlier_drop(destination, self.layout, names, self._earlier_files, self.progress)

@@ -145,9 +145,13 @@ def store_return_file(
     rows = parse_return_file(data, name, moment)
     pending = _rows_table(rows, name, digest, moment)
     pending_table = warehouse.dialect.temporary_relation(_PENDING)
+    # Without transactions (Spark), a crash between the two appends leaves the returns stored and the
+    # file unrecorded: ingesting it again adds no return twice (the key above) and records the file.
     with warehouse.transaction():
         warehouse.execute(f"drop table if exists {pending_table}")
-        warehouse.execute(f"create temporary table {pending_table} as select * from {RETURNS} limit 0")
+        warehouse.execute(
+            warehouse.dialect.create_temporary_table(pending_table, f"select * from {RETURNS} limit 0")
+        )
         try:
             warehouse.append(pending_table, pending)
             new = warehouse.query(

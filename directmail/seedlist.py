@@ -96,7 +96,7 @@ def read_seed_rows(
     columns = [f"{value} as {q(label)}" for value, label in zip(values, labels, strict=True)]
     columns.append(f"{encoder.line_sql(d, values)} as {LINE}")
     seed_id = next((name for name, _ in described if name.casefold() == SEED_ID), None)
-    identity = f"cast({q(seed_id)} as varchar)" if seed_id else "''"
+    identity = f"cast({q(seed_id)} as {d.text_type})" if seed_id else "''"
     ordered = [(seed_id, types[seed_id])] if seed_id else described  # by code point where text
     order = ", ".join(d.code_point_order(q(name)) if _is_text(kind) else q(name) for name, kind in ordered)
     sql = (

@@ -1,8 +1,8 @@
 """The one interface through which the runner touches the warehouse.
 
-Read a relation as a stream of Arrow record batches, run a statement, write the history tables. DuckDB and
-PostgreSQL (ADBC) implement it, chosen by the dbt target's adapter type; Spark would follow the same
-protocol. Nothing else in the library imports a database driver.
+Read a relation as a stream of Arrow record batches, run a statement, write the history tables. DuckDB,
+PostgreSQL (ADBC) and Spark (a session shared with dbt) implement it, chosen by the dbt target's adapter
+type. Nothing else in the library imports a database driver.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ class WarehouseBusy(DirectMailError):
 
 
 class SqlDialect(Protocol):
+    text_type: str  # the type a cast to text names (`varchar`; Spark's `string`)
+
     def quote(self, identifier: str) -> str: ...
 
     def literal(self, value: str) -> str: ...
@@ -102,9 +104,20 @@ class SqlDialect(Protocol):
         """The qualified name of a temporary table (it lives as long as the connection)."""
         ...
 
+    def create_temporary_table(self, relation: str, select: str) -> str:
+        """The statement creating that table from a query (a scratch table where there is none)."""
+        ...
+
+    def cte_hint(self, materialized: bool) -> str:
+        """What follows `name as` in a CTE to ask it (not) materialized; empty where there is no hint."""
+        ...
+
 
 class Warehouse(Protocol):
     dialect: SqlDialect
+    # Whether transaction() makes its statements all or nothing. Spark's parquet tables have no
+    # transactions: the history is then written append-only, in an order a crash cannot corrupt.
+    transactional: bool
 
     def stream(self, sql: str, batch_size: int = 65_536) -> pa.RecordBatchReader: ...
 
@@ -175,5 +188,9 @@ def open_warehouse(target: TargetInfo, project_dir: Path, read_only: bool = Fals
         from directmail.warehouse.postgres_warehouse import PostgresWarehouse
 
         return PostgresWarehouse(target)
-    reason = f"adapter type '{target.adapter_type}' is not supported yet (supported: duckdb, postgres)"
+    if target.adapter_type == "spark":
+        from directmail.warehouse.spark_warehouse import SparkWarehouse
+
+        return SparkWarehouse(target, project_dir)
+    reason = f"adapter type '{target.adapter_type}' is not supported (supported: duckdb, postgres, spark)"
     raise ConfigError([Finding("profiles.yml", f"target {target.name}", reason)])

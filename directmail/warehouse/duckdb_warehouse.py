@@ -95,6 +95,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {"memory_limit": "768MB"}
 
 
 class DuckDBWarehouse:
+    transactional = True
+
     def __init__(self, path: Path | str, settings: dict[str, Any] | None = None, read_only: bool = False):
         """`read_only`: for side commands, which must neither block a run nor create the file. A file
         that does not exist yet reads as an empty database; one a writer holds raises WarehouseBusy."""

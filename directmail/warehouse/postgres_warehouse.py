@@ -155,6 +155,8 @@ def _uri(target: TargetInfo) -> str:
 
 
 class PostgresWarehouse:
+    transactional = True
+
     def __init__(self, target: TargetInfo):
         self.target = target
         self.dialect = PostgresDialect()

@@ -9,6 +9,14 @@ from itertools import groupby
 class CommonSql:
     """Shared by the dialects; a dialect overrides `contains` where it has a faster spelling."""
 
+    text_type = "varchar"
+
+    def create_temporary_table(self, relation: str, select: str) -> str:
+        return f"create temporary table {relation} as {select}"
+
+    def cte_hint(self, materialized: bool) -> str:
+        return " materialized" if materialized else " not materialized"
+
     def quote(self, identifier: str) -> str:
         return '"' + identifier.replace('"', '""') + '"'
 
