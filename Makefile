@@ -21,6 +21,7 @@ endif
 # TARGET=spark: the local Spark (profiles.yml's `spark` target) listens on the loopback interface only.
 ifeq ($(TARGET),spark)
 export SPARK_LOCAL_IP ?= 127.0.0.1
+LOCAL_SPARK := java
 endif
 BENCH_SIZES ?= 100000
 ENGINE_PROFILES ?= 100000
@@ -37,7 +38,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
-.PHONY: setup test-servers sample demo test bench lint format docs clean ui serve local-postgres local-postgres-stop
+.PHONY: setup test-servers java sample demo test bench lint format docs clean ui serve local-postgres local-postgres-stop
 
 setup:  ## Python environment from uv.lock (bytecode compiled: PYTHONDONTWRITEBYTECODE=1 is common)
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -52,14 +53,17 @@ test-servers:  ## What the tests start: sshd + gpg + PostgreSQL 15 + Java 17 for
 		echo "installing postgresql-15"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
 	fi
+	@$(MAKE) --no-print-directory java
+	@mkdir -p /run/sshd 2>/dev/null || true
+	@test -f node_modules/azurite/dist/src/blob/main.js || npm ci --no-audit --no-fund --loglevel=error
+
+java:  ## Java 17, which Spark runs on (Debian's openjdk-17-jre-headless, when no java is on the PATH)
 	@if ! command -v java >/dev/null; then \
 		echo "installing openjdk-17-jre-headless (Spark)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
 	fi
-	@mkdir -p /run/sshd 2>/dev/null || true
-	@test -f node_modules/azurite/dist/src/blob/main.js || npm ci --no-audit --no-fund --loglevel=error
 
-sample: setup $(LOCAL_POSTGRES)  ## (Re)generate the sample CRM into warehouse/directmail.duckdb (TARGET=postgres: the PG* database; TARGET=spark: warehouse/spark)
+sample: setup $(LOCAL_POSTGRES) $(LOCAL_SPARK)  ## (Re)generate the sample CRM into warehouse/directmail.duckdb (TARGET=postgres: the PG* database; TARGET=spark: warehouse/spark)
 ifeq ($(TARGET),duckdb)
 	$(RUN) python -m sampledata.generate --database warehouse/directmail.duckdb --profiles $(PROFILES)
 else
@@ -67,7 +71,7 @@ else
 	$(RUN) dbt seed --target $(TARGET) --profiles-dir . --quiet
 endif
 
-demo: sample  ## Sample warehouse → both sample campaigns → files in landing/ → report → a proof (TARGET=postgres: the PG* database)
+demo: sample  ## Sample warehouse → both sample campaigns → files in landing/ → report → a proof (TARGET=postgres: the PG* database; TARGET=spark: a local Spark)
 	$(RUN) directmail $(TARGET_OPTION) validate
 	$(RUN) directmail $(TARGET_OPTION) run winter_catalog
 	$(RUN) directmail $(TARGET_OPTION) run lapsed_postcard

@@ -114,6 +114,19 @@ def postgres(work: Path, profiles: int) -> dict:
         return _measure("postgres", profiles, project, env, floor)
 
 
+def spark(work: Path, profiles: int) -> dict:
+    project = _project(work, "spark")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update({"DIRECTMAIL_SPARK_DIR": str(project / "warehouse" / "spark"), "SPARK_LOCAL_IP": "127.0.0.1"})
+    ordered = ", ".join(f"{column.strip()} nulls last" for column in SORT.split(","))  # Spark: by code point
+    query = f"select {WRITTEN} from main.{CAMPAIGN} order by {ordered}"
+    code = (
+        "from pathlib import Path; from sampledata.generate import spark_session; "
+        f"spark_session(Path('.')).sql({query!r}).write.option('header', True).csv('floor-csv')"
+    )
+    return _measure("spark", profiles, project, env, [sys.executable, "-c", code])
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| engine | profiles | written | sample s | build s | `directmail run` s | run RSS MiB "
@@ -131,7 +144,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-ENGINES = {"postgres": postgres}
+ENGINES = {"postgres": postgres, "spark": spark}
 
 
 def main() -> None:
