@@ -20,12 +20,11 @@ import adbc_driver_postgresql.dbapi as adbc
 
 from directmail.builder import TargetInfo
 from directmail.errors import DirectMailError
-from directmail.warehouse.sqltext import CommonSql
+from directmail.warehouse.sqltext import CommonSql, PositionedRows
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-POSITION = "_dm_position"
 # Rows per fetched batch are bounded by bytes (the driver's hint), not by a row count.
 BATCH_SIZE_HINT_BYTES = 4 * 1024 * 1024
 # PostgreSQL's type names (ADBC's `POSTGRESQL:type`) in the vocabulary the runner speaks (DuckDB's).
@@ -50,7 +49,7 @@ RUN_LOCK_KEY = int.from_bytes(hashlib.sha256(b"directmail:warehouse writer").dig
 _PARAMETER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
 
 
-class PostgresDialect(CommonSql):
+class PostgresDialect(PositionedRows, CommonSql):
     def as_text(self, expression: str, type_name: str) -> str:
         kind = type_name.upper()
         if kind == "VARCHAR":
@@ -83,15 +82,6 @@ class PostgresDialect(CommonSql):
 
     def row_hash(self, expressions: list[str]) -> str:
         return f"hashtextextended(cast(row({', '.join(expressions)}) as text), 0)"
-
-    def insertion_position(self) -> str:
-        return POSITION
-
-    def position_column(self, order: str) -> str:
-        return f", row_number() over (order by {order}) - 1 as {POSITION}"
-
-    def position_order(self) -> str:
-        return f" order by {POSITION}"
 
     def code_point_order(self, expression: str) -> str:
         return f'({expression}) collate "C"'

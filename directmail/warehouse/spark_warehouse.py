@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from directmail.builder import TargetInfo
 from directmail.errors import ConfigError, Finding
-from directmail.warehouse.sqltext import CommonSql
+from directmail.warehouse.sqltext import CommonSql, PositionedRows
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
-POSITION = "_dm_position"
 # Where the runner's own scratch tables live (the extract's staging table, a return file's rows).
 SCRATCH_SCHEMA = "directmail_scratch"
 _PART = re.compile(r"^part-(\d+)")
@@ -49,7 +48,7 @@ TYPE_NAMES = {
 }
 
 
-class SparkDialect(CommonSql):
+class SparkDialect(PositionedRows, CommonSql):
     text_type = "string"  # Spark's `varchar` needs a length
 
     def quote(self, identifier: str) -> str:
@@ -89,15 +88,6 @@ class SparkDialect(CommonSql):
 
     def row_hash(self, expressions: list[str]) -> str:
         return f"xxhash64({', '.join(expressions)})"
-
-    def insertion_position(self) -> str:
-        return POSITION
-
-    def position_column(self, order: str) -> str:
-        return f", row_number() over (order by {order}) - 1 as {POSITION}"
-
-    def position_order(self) -> str:
-        return f" order by {POSITION}"
 
     def code_point_order(self, expression: str) -> str:
         # Spark's binary collation compares UTF-8 bytes, which order as code points; a column with

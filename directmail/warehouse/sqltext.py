@@ -1,4 +1,4 @@
-"""The SQL both dialects write alike: identifiers, literals, and the lines of contract 3 built in the
+"""The SQL the dialects write alike: identifiers, literals, and the lines of contract 3 built in the
 warehouse (quoted-when-needed fields, fixed-width padding), so that every engine gives the same bytes."""
 
 from __future__ import annotations
@@ -73,3 +73,20 @@ def class_range(first: int, last: int, escape: str) -> str:
     if first == last:
         return escape.format(first)
     return f"{escape.format(first)}-{escape.format(last)}"
+
+
+POSITION = "_dm_position"
+
+
+class PositionedRows:
+    """For a warehouse whose tables do not keep insertion order (PostgreSQL, Spark): the staging table
+    records each row's position in the file, and is read ordered by it."""
+
+    def insertion_position(self) -> str:
+        return POSITION
+
+    def position_column(self, order: str) -> str:
+        return f", row_number() over (order by {order}) - 1 as {POSITION}"
+
+    def position_order(self) -> str:
+        return f" order by {POSITION}"
