@@ -159,7 +159,9 @@ def main() -> None:
             started = time.perf_counter()
             measured.append(ENGINES[engine](Path(folder), args.profiles))
             print(f"  {time.perf_counter() - started:.0f} s", flush=True)
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     machine = f"{platform.node()}, {platform.machine()}, {os.cpu_count()} cores"
+    machine += f", load average {load} at its end"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = "\n".join(
         [
