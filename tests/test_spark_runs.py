@@ -43,7 +43,10 @@ def on_spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, A
         session = spark_session(DbtProject(project, "spark").target_info(), project)
         generate_spark(2000, spark=session)
         dbt_spark(project, "seed")
-        yield project, session
+        try:
+            yield project, session
+        finally:
+            session.stop()  # one session per process: the next module's must be its own
 
 
 def _spark_rows(session: Any, sql: str) -> list[tuple]:

@@ -8,6 +8,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -57,9 +58,14 @@ def spark_target(directory: Path) -> TargetInfo:
 
 
 @pytest.fixture(scope="module")
-def spark(tmp_path_factory) -> SparkWarehouse:
+def spark(tmp_path_factory) -> Iterator[SparkWarehouse]:
     project = tmp_path_factory.mktemp("spark-project")
-    return SparkWarehouse(spark_target(project / "warehouse" / "spark"), project)
+    warehouse = SparkWarehouse(spark_target(project / "warehouse" / "spark"), project)
+    try:
+        yield warehouse
+    finally:
+        # One session per process: the next module's session must be its own (its own metastore).
+        warehouse._session.stop()
 
 
 def test_a_metastore_open_in_another_process_is_refused_clearly(spark, tmp_path):
@@ -462,3 +468,27 @@ def test_a_planned_extract_gives_duckdbs_bytes_and_reasons(spark):
     assert {"holdout", "household_duplicate"} <= {r for r, n in expected[1].items() if n}
     assert got[2] == expected[2]
     assert got[0] == expected[0]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252", "latin-1"])
+def test_value_checks_in_spark_sql_fail_the_rows_python_fails(spark, encoding):
+    """The Spark dialect's condition (`rlike` with Java's regex, char_length) agrees with Python's on the
+    same awkward values (a line feed after the country code, past U+FFFF, outside cp1252/latin-1)."""
+    import pyarrow as pa
+
+    from directmail.valuechecks import value_checks
+    from tests.test_value_checks import LABELS, VALUES, campaign
+
+    widths = {"line1": 10, "city": 10, "country": 2, "note": 40}
+    checks = value_checks(campaign({"max_lengths": {"line1": 9}}), LABELS, encoding, widths)
+    columns = [f"c{i}" for i in range(len(LABELS))]
+    table = pa.table(
+        {"n": list(range(len(VALUES))), **{c: [row[i] for row in VALUES] for i, c in enumerate(columns)}}
+    )
+    spark._session.createDataFrame(table).createOrReplaceTempView("checked")
+    by_sql = {
+        row["n"]
+        for row in spark.rows(f"select n from checked where {checks.failing_sql(spark.dialect, columns)}")
+    }
+    assert by_sql == {n for n, values in enumerate(VALUES) if checks.row_fails(values)}
+    assert {1, 2, 3, 4, 10} <= by_sql

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from directmail.builder import TargetInfo
 from directmail.errors import ConfigError, Finding
-from directmail.warehouse.sqltext import CommonSql, PositionedRows
+from directmail.warehouse.sqltext import CommonSql, PositionedRows, class_range
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -57,6 +57,16 @@ class SparkDialect(PositionedRows, CommonSql):
     def literal(self, value: str) -> str:
         # A backslash escapes in Spark's string literals: doubled, and the quote escaped by one.
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    def full_match(self, expression: str, pattern: str) -> str:
+        # Java's regex: `rlike` finds a match anywhere, so anchored; `\z` is the very end (`$` would
+        # also match before a final line break).
+        anchored = "^(?:" + pattern + ")\\z"
+        return f"({expression} rlike {self.literal(anchored)})"
+
+    def matches_ranges(self, expression: str, ranges: tuple[tuple[int, int], ...]) -> str:
+        body = "".join(class_range(a, b, "\\x{{{:X}}}") for a, b in ranges)  # Java: \x{hex}, any plane
+        return self.full_match(expression, f"[{body}]*")
 
     def contains(self, field: str, needle: str) -> str:
         return f"instr({field}, {needle}) > 0"
