@@ -72,11 +72,12 @@ new_addresses as (
 
     from keyed
     {%- if is_incremental() %}
-    where not exists (
-        select 1
-        from {{ this }} as collected
-        where collected.address_key = keyed.address_key
-    )
+    where
+        not exists (
+            select 1 as known
+            from {{ this }} as collected
+            where collected.address_key = keyed.address_key
+        )
     {%- endif %}
 
 )
