@@ -221,7 +221,8 @@ def run_everything(name: str, root: Path, request: pytest.FixtureRequest) -> Out
     assert engine.stamps("gold") == landed
 
     history = {relation: engine.rows(sql) for relation, sql in HISTORY.items()}
-    reports = {c: {k: engine.report(c)[k] for k in REPORTED} for c in (*SAMPLE_CAMPAIGNS, NEW)}
+    reports = {c: engine.report(c) for c in (*SAMPLE_CAMPAIGNS, NEW)}  # a command each (on Spark, a JVM)
+    reports = {c: {k: report[k] for k in REPORTED} for c, report in reports.items()}
     return Outcome(engine.landing(), history, reports)
 
 
