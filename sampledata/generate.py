@@ -258,45 +258,29 @@ def generate_postgres(profiles: int, seed: int = 42) -> dict[str, int]:
         raise SystemExit(f"sample to {postgres_location()} failed: {error}") from None
 
 
+def _spark_target(project_dir: Path, target: str) -> Any:
+    """The target as the runner reads it (profiles.yml rendered by dbt, env_var() included)."""
+    from directmail.builder import DbtProject
+
+    info = DbtProject(project_dir, target).target_info()
+    if info.adapter_type != "spark":
+        raise SystemExit(f"profiles.yml: target {target!r} is of type {info.adapter_type!r}, not spark")
+    return info
+
+
 def spark_parameters(project_dir: Path = Path("."), target: str = "spark") -> dict[str, str]:
-    """The target's `server_side_parameters` as dbt renders profiles.yml (env_var() included), so that
-    the session started here is the one dbt-spark's `session` method finds (`getOrCreate`)."""
-    import contextlib
+    """The target's `server_side_parameters`, as dbt-spark's `session` method applies them."""
+    from directmail.warehouse.spark_warehouse import session_parameters
 
-    from dbt.cli.flags import Flags
-    from dbt.cli.main import cli
-    from dbt.config.profile import Profile, read_profile
-    from dbt.config.project import load_raw_project
-    from dbt.config.renderer import ProfileRenderer
-    from dbt.flags import set_flags
-    from dbt_common.context import set_invocation_context
-
-    set_invocation_context(os.environ)
-    set_flags(Flags(cli.make_context(cli.name, ["debug"])))
-    profiles_dir = os.environ.get("DBT_PROFILES_DIR") or str(project_dir)
-    with contextlib.chdir(project_dir):
-        profile = Profile.from_raw_profiles(
-            read_profile(profiles_dir),
-            load_raw_project(".").get("profile") or "",
-            renderer=ProfileRenderer({}),
-            target_override=target,
-        )
-    credentials = profile.credentials
-    if credentials.type != "spark":
-        raise SystemExit(f"profiles.yml: target {target!r} is of type {credentials.type!r}, not spark")
-    return {str(key): str(value) for key, value in (credentials.server_side_parameters or {}).items()}
+    return session_parameters(_spark_target(project_dir, target))
 
 
 def spark_session(project_dir: Path = Path("."), target: str = "spark") -> Any:
-    """The Spark session of the target (started here, or the one this process already has), bound to
-    the loopback interface unless SPARK_LOCAL_IP says otherwise."""
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pyspark.sql import SparkSession
+    """The Spark session of the target (started here, or the one this process already has): the runner's
+    own, so that dbt-spark's `session` method finds it (`getOrCreate`)."""
+    from directmail.warehouse.spark_warehouse import spark_session as target_session
 
-    builder = SparkSession.builder.enableHiveSupport()
-    for key, value in spark_parameters(project_dir, target).items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
+    return target_session(_spark_target(project_dir, target), project_dir)
 
 
 def derby_in_use(parameters: dict[str, str]) -> Path | None:
