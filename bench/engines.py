@@ -1,7 +1,10 @@
 """The same campaign run on each engine of profiles.yml, against that engine's own floor, as whole
 processes (what a person waits for), measured in the same run:
 
-    uv run python -m bench.engines [--profiles 1000000] [--engines postgres,spark]
+    uv run python -m bench.engines [--profiles 1000000] [--engines postgres,spark:100000]
+
+An engine may carry its own profile count (`spark:100000`): a JVM-bound local Spark on two cores takes
+minutes per 100,000 profiles to build, so it is measured smaller than the others.
 
 For each engine: the sample CRM of N profiles written to it (`sampledata.generate --target`), the seeds
 loaded, then, each a process of its own and timed start to exit with its peak RSS:
@@ -150,14 +153,20 @@ ENGINES = {"postgres": postgres, "spark": spark}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", type=int, default=1_000_000)
-    parser.add_argument("--engines", default="postgres", help=f"comma-separated: {', '.join(ENGINES)}")
+    parser.add_argument(
+        "--engines",
+        default="postgres",
+        help=f"comma-separated ENGINE[:PROFILES], engines: {', '.join(ENGINES)}",
+    )
     args = parser.parse_args()
     measured = []
     with tempfile.TemporaryDirectory(prefix="dm-bench-engines-") as folder:
-        for engine in args.engines.split(","):
-            print(f"{engine}, {args.profiles:,} profiles …", flush=True)
+        for choice in args.engines.split(","):
+            engine, _, count = choice.partition(":")
+            profiles = int(count) if count else args.profiles
+            print(f"{engine}, {profiles:,} profiles …", flush=True)
             started = time.perf_counter()
-            measured.append(ENGINES[engine](Path(folder), args.profiles))
+            measured.append(ENGINES[engine](Path(folder), profiles))
             print(f"  {time.perf_counter() - started:.0f} s", flush=True)
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     machine = f"{platform.node()}, {platform.machine()}, {os.cpu_count()} cores"
