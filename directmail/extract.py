@@ -204,7 +204,7 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
     if rules.addresses is not None:
         a = rules.addresses.source
         parts.ctes.append(
-            # One row per profile (checked after the join: CampaignRun._check_join_fanout).
+            # One row per profile (checked after the join: CampaignRun._check_row_count).
             f"address_rows as (select cast({q(a.identity)} as {d.text_type}) as address_identity, "
             f"coalesce(cast({q(a.errors)} as {d.text_type}), '') as address_errors, "
             f"{q(a.household_key)} as address_household "
@@ -300,8 +300,7 @@ class _GroupColumns:
 
     own: str = ""  # targeted: each rule's condition and detail for the row itself
     household: str = ""  # households: the first member of the household it applies to
-    no_copies: str = ""  # copies, rows without duplicates
-    copies: str = ""  # copies, rows with duplicates: the first copy it applies to
+    copies: str = ""  # copies, rows with duplicates: the first copy it applies to (null for the others)
     reasons: str = ""  # `when … then reason` clauses, in order
     details: str = ""  # `when … then detail` clauses, in the same order
 
@@ -316,7 +315,6 @@ def _group_columns(
         columns.own += f",\n        coalesce({condition}, false) as {flag}, {detail} as {flag}_detail"
         household = f"{member} over ({household_group})" if household_group else "null"
         columns.household += f",\n        cast({household} as {text_type}) as {flag}_household"
-        columns.no_copies += f", cast(null as {text_type}) as {flag}_copy"
         columns.copies += (
             f",\n        cast({member} over (partition by {copy_key}) as {text_type}) as {flag}_copy"
         )
@@ -382,12 +380,13 @@ def plan_extract(
         return d.code_point_order(value) if _is_text(types[column]) else value
 
     fields = _text_columns(len(labels))
-    formatted = []
-    for label, field in zip(labels, fields, strict=True):
+    texts = []
+    for label in labels:
         text = d.as_text("campaign." + q(label), types[label])
         if escape_formulas and _is_text(types[label]):
             text = _formula_escaped(warehouse, text)
-        formatted.append(f"{text} as {field}")
+        texts.append(text)
+    formatted = [f"{text} as {field}" for text, field in zip(texts, fields, strict=True)]
     sort_values = [f"{sort_value(key.column)} as _dm_s{i}" for i, key in enumerate(spec.sort_keys)]
     order = ", ".join([*_order(spec.sort_keys, "_dm_s"), f"{IDENTITY} asc"])
     copy_key = ", ".join(fields)
@@ -421,21 +420,27 @@ def plan_extract(
     threshold = round(spec.holdout_percent * 100) if rules.holdout else 0
     in_holdout = f"{d.holdout_bucket(holdout_key)} < {threshold}" if threshold else "false"
     ctes = "".join(f"{cte},\n" for cte in parts.ctes)
-    copy_hash = d.row_hash(fields)
+    copy_hash = d.row_hash(texts)
     file_order = f"{REASON} <> '{EXPORTED}', {order}"
+    flag_columns = "".join(
+        f", _dm_g{i}, _dm_g{i}_detail, _dm_g{i}_household" for i in range(len(parts.group_reasons))
+    )
 
-    # Duplicates (rows whose written columns are all equal) are rare: only rows whose hash repeats take
-    # part in the window that keeps the first copy in file order; every other row is its own first copy.
-    # `flagged` is read twice, so it is materialized once; every other step streams into the one sort.
+    # Two passes over the campaign: a narrow one deciding each row (the joins, households, which rows may
+    # repeat), materialized once, and a wide one with the written text that joins the decisions by
+    # identity (unique per row: checked after the statement) on its way into the one sort. Only the
+    # decisions are held whole, not every written value: less to spill within the memory limit.
+    # Duplicates (rows whose written columns are all equal) are rare: only rows whose hash repeats among
+    # the rows still in take part in the window that keeps the first copy in file order.
     not_materialized, materialized = d.cte_hint(False), d.cte_hint(True)
     select = f"""
 with
 {ctes}targeted as{not_materialized} (
     select
-        {identity} as {IDENTITY},
-        {", ".join([*formatted, *sort_values, *household_values])},
+        {", ".join([f"{identity} as {IDENTITY}", *household_values])},
         case {cases} end as _dm_excluded,
-        {details} as _dm_excluded_detail{group.own}
+        {details} as _dm_excluded_detail{group.own},
+        {copy_hash} as _dm_copy_hash
     from {campaign.relation} as campaign
     {" ".join(parts.joins)}
 ),
@@ -448,13 +453,13 @@ households as{not_materialized} (
 ),
 flagged as{materialized} (
     select
-        *,
+        {IDENTITY},
         coalesce(_dm_excluded, case when _dm_member > 1 then 'household_duplicate' end) as _dm_flag,
         case
             when _dm_excluded is not null then _dm_excluded_detail
             when _dm_member > 1 then _dm_representative
         end as _dm_flag_detail,
-        {copy_hash} as _dm_copy_hash
+        _dm_copy_hash{flag_columns}
     from households
 ),
 repeated as (
@@ -464,29 +469,33 @@ repeated as (
     group by 1
     having count(*) > 1
 ),
-candidates as{not_materialized} (
+decided as{not_materialized} (
     select
         flagged.*,
         flagged._dm_flag is null and repeated._dm_repeated_hash is not null as _dm_may_repeat
     from flagged
     left join repeated on flagged._dm_copy_hash = repeated._dm_repeated_hash
 ),
-copies as{not_materialized} (
-    select *, 1 as _dm_copy, cast(null as {d.text_type}) as _dm_first_copy{group.no_copies}
-    from candidates
-    where not _dm_may_repeat
-    union all
+written as{not_materialized} (
     select
-        *,
+        {identity} as _dm_written_identity,
+        {", ".join([*formatted, *sort_values])}
+    from {campaign.relation} as campaign
+),
+copies as (
+    select
+        decided.{IDENTITY} as _dm_copy_identity,
         row_number() over copy_order as _dm_copy,
-        first_value({IDENTITY}) over copy_order as _dm_first_copy{group.copies}
-    from candidates
-    where _dm_may_repeat
+        first_value(decided.{IDENTITY}) over copy_order as _dm_first_copy{group.copies}
+    from decided
+    inner join written on decided.{IDENTITY} = written._dm_written_identity
+    where decided._dm_may_repeat
     window copy_order as (partition by {copy_key} order by {order})
 ),
 reasoned as{not_materialized} (
     select
-        *,
+        decided.*,
+        written.*,
         case
             when _dm_flag is not null then _dm_flag
             when _dm_copy > 1 then 'duplicate'{group.reasons}
@@ -497,7 +506,9 @@ reasoned as{not_materialized} (
             when _dm_flag is not null then _dm_flag_detail
             when _dm_copy > 1 then _dm_first_copy{group.details}
         end as {DETAIL}
-    from copies
+    from written
+    inner join decided on written._dm_written_identity = decided.{IDENTITY}
+    left join copies on written._dm_written_identity = copies._dm_copy_identity
 )
 select {IDENTITY}, {copy_key}, {REASON}, {DETAIL}{d.position_column(file_order)}
 from reasoned

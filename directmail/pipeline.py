@@ -279,26 +279,46 @@ class CampaignRun:
         counts, self.record.exclusion_details = reason_summary(warehouse, self.plan)
         self.plan.exported = counts[EXPORTED]
         self.record.targeted = sum(counts.values())
-        self._check_join_fanout(campaign.relation, rules)
+        self._check_row_count(campaign.relation, rules)
         self.record.excluded = {reason: n for reason, n in counts.items() if reason != EXPORTED}
         self.record.holdout = counts["holdout"]
         self.record.duplicates_removed = counts["duplicate"]
         self.record.exported = counts[EXPORTED]
         self.seeds = self._read_seeds()
 
-    def _check_join_fanout(self, relation: str, rules: Rules) -> None:
-        """The addresses source is joined as is (one row per profile, no aggregation at scale): a source
-        with several rows for a profile would multiply targeted rows, so the run stops before writing."""
-        if rules.addresses is None:
-            return
+    def _check_row_count(self, relation: str, rules: Rules) -> None:
+        """The staging table has one row per campaign row, or the run stops before writing anything.
+
+        The extract joins the campaign's rows to their decisions by identity, and the addresses source as
+        is (one row per profile, no aggregation at scale): an identity on several rows (a person mailed
+        twice), an empty identity (no history could name it) or an addresses source with several rows
+        for a profile changes the count; the finding names which.
+        """
         rows = self._open().query(f"select count(*) as n from {relation}")["n"][0].as_py()
-        if self.record.targeted > rows:
-            identity = rules.addresses.source.identity
+        if self.record.targeted == rows:
+            return
+        warehouse, column = self._open(), self.campaign.spec.identity
+        identity = f"cast({warehouse.dialect.quote(column)} as {warehouse.dialect.text_type})"
+        repeated = warehouse.query(
+            f"select {identity} as identity, count(*) as n from {relation} "
+            f"group by {identity} having count(*) > 1 or {identity} is null limit 1"
+        ).to_pylist()
+        if repeated and repeated[0]["identity"] is None:
+            reason = f"the identity column {column} is empty on some rows; it must name every row's profile"
+            raise ConfigError([_campaign_finding(self.campaign, "identity", reason)])
+        if repeated:
             reason = (
-                f"the addresses source has more than one row for some {identity}; it must have one row "
-                "per profile"
+                f"the identity column {column} is not unique: {repeated[0]['identity']!r} is on "
+                f"{repeated[0]['n']} rows; a campaign has one row per profile (declare dbt's unique test)"
             )
-            raise ConfigError([Finding(CONFIG_FILE, "addresses", reason)])
+            raise ConfigError([_campaign_finding(self.campaign, "identity", reason)])
+        if rules.addresses is None:
+            raise ExtractInvalid(f"{self.campaign.name}: {self.record.targeted:,} staged rows for {rows:,}")
+        reason = (
+            f"the addresses source has more than one row for some {rules.addresses.source.identity}; it "
+            "must have one row per profile"
+        )
+        raise ConfigError([Finding(CONFIG_FILE, "addresses", reason)])
 
     def _rules(self) -> Rules:
         return resolve_rules(

@@ -260,3 +260,26 @@ def test_an_addresses_source_with_two_rows_for_a_profile_stops_the_run(kit):
     assert "more than one row for some profile_id" in finding.reason
     assert not (kit.directory / "landing" / "out.csv").exists()
     assert kit.sql("select count(*) from direct_mail.sends") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("insert into campaign values ('P6', 'Fay', '6 Rue F', '75011', 'PARIS', 'FR', 45.0)", "is not unique"),
+        ("update campaign set profile_id = null where profile_id = 'P6'", "is empty on some rows"),
+    ],
+)
+def test_an_identity_on_two_rows_or_on_none_stops_the_run(kit, change, expected):
+    """A person listed twice would be mailed twice; an empty identity could not be recorded."""
+    kit.sql(ADDRESSED)
+    kit.sql(change)
+    project = kit.project({"file_name": "out.csv", "address_columns": ADDRESS_COLUMNS}, extra=SOURCES)
+    with pytest.raises(ConfigError) as error:
+        kit.run(project)
+    finding = error.value.findings[0]
+    assert finding.key == "models.campaign.config.meta.direct_mail.identity"
+    assert f"the identity column profile_id {expected}" in finding.reason
+    if expected == "is not unique":
+        assert "'P6' is on 2 rows" in finding.reason
+    assert not (kit.directory / "landing" / "out.csv").exists()
+    assert kit.sql("select count(*) from direct_mail.sends") == [(0,)]
