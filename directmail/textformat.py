@@ -52,24 +52,25 @@ class LineEncoder:
         """A header or footer note, written as is (a single line)."""
         return self._encode(text + self.newline)
 
-    def lines(self, lines: pa.Array) -> bytes:
-        """The bytes of finished lines (the warehouse quoted, joined and ended them: text_line)."""
+    def lines(self, lines: pa.Array) -> bytes | memoryview:
+        """The bytes of finished lines (the warehouse quoted, joined and ended them: text_line); in UTF-8,
+        a view of Arrow's own buffer, not a copy."""
         if len(lines) == 0:
             return b""
         data = _value_bytes(lines)
         if self.encoding.startswith("utf-8"):
             return data
-        return data.decode("utf-8").encode(self.encoding)
+        return bytes(data).decode("utf-8").encode(self.encoding)
 
     def _encode(self, text: str) -> bytes:
         return text.encode("utf-8" if self.encoding == "utf-8-sig" else self.encoding)
 
 
-def _value_bytes(array: pa.Array) -> bytes:
+def _value_bytes(array: pa.Array) -> bytes | memoryview:
     """The concatenated values of a string array without a Python object per value."""
     if isinstance(array, pa.ChunkedArray):
         return b"".join(_value_bytes(chunk) for chunk in array.chunks)
     offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
     offsets = np.frombuffer(array.buffers()[1], dtype=offset_type)
     start, end = offsets[array.offset], offsets[array.offset + len(array)]
-    return array.buffers()[2][start:end].to_pybytes()
+    return memoryview(array.buffers()[2])[start:end]

@@ -47,7 +47,7 @@ class _HashingFile:
         self.sha = hashlib.sha256()
         self.size = 0
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         self.sha.update(data)
         self.size += len(data)
         return self.raw.write(data)
