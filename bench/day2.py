@@ -304,6 +304,8 @@ def section(m: dict) -> str:
         f"{platform.node()}, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    # Above one runnable process per core, other work competes with the timed processes.
+    shared = " (a shared machine: single figures vary)" if max(os.getloadavg()) > (os.cpu_count() or 1) else ""
     run, build, copy = m["run"], m["floor"]["build"], m["floor"]["copy"]
     floor = build["seconds"] + copy["seconds"]
     ratio = run["seconds"] / floor
@@ -311,7 +313,7 @@ def section(m: dict) -> str:
     lines = [
         HEADING,
         "",
-        f"{stamp} on {machine}, load average {load} (a shared machine: single figures vary); "
+        f"{stamp} on {machine}, load average {load}{shared}; "
         f"`python -m bench.day2 --profiles {m['profiles']} --changed {m['changed']}`.",
         "",
         f"Day 1 ran `{CAMPAIGN}` with its build (untimed). The day's changes: {changes}. Day 2, each a "
