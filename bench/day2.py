@@ -305,7 +305,8 @@ def section(m: dict) -> str:
     )
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     # Above one runnable process per core, other work competes with the timed processes.
-    shared = " (a shared machine: single figures vary)" if max(os.getloadavg()) > (os.cpu_count() or 1) else ""
+    busy = max(os.getloadavg()) > (os.cpu_count() or 1)
+    shared = " (a shared machine: single figures vary)" if busy else ""
     run, build, copy = m["run"], m["floor"]["build"], m["floor"]["copy"]
     floor = build["seconds"] + copy["seconds"]
     ratio = run["seconds"] / floor
