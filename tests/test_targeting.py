@@ -265,7 +265,10 @@ def test_an_addresses_source_with_two_rows_for_a_profile_stops_the_run(kit):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ("insert into campaign values ('P6', 'Fay', '6 Rue F', '75011', 'PARIS', 'FR', 45.0)", "is not unique"),
+        (
+            "insert into campaign values ('P6', 'Fay', '6 Rue F', '75011', 'PARIS', 'FR', 45.0)",
+            "is not unique",
+        ),
         ("update campaign set profile_id = null where profile_id = 'P6'", "is empty on some rows"),
     ],
 )
