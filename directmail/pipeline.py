@@ -375,7 +375,7 @@ class CampaignRun:
             for batch in lines:
                 writer.write(file_lines(batch))
         else:  # pandera names every failing value (row, identity, column, reason)
-            failure_count, failures = self._validate_and_write(writer, encoder, checks)
+            failure_count, failures = self._validate_and_write(writer, encoder, checks, widths)
         staged = writer.close()
         self.record.seed_rows = writer.seed_rows * len(staged)
         self._rows_per_part = writer.split_threshold
@@ -399,18 +399,13 @@ class CampaignRun:
         return not self._open().query(self.plan.any_failing_sql(self._open(), checks)).num_rows
 
     def _validate_and_write(
-        self, writer: PartsWriter, encoder: LineEncoder, checks: ValueChecks
+        self, writer: PartsWriter, encoder: LineEncoder, checks: ValueChecks, widths: dict[str, int] | None
     ) -> tuple[int, str]:
         """Validate every batch with pandera (imported only here), writing while none failed: how many
         values failed, and the report of the first of them."""
         from directmail.schema import ExtractValidator
 
-        validator = ExtractValidator(
-            self.campaign,
-            self.plan.labels,
-            checks.encoding,
-            self.campaign.spec.column_widths if self.configuration.format == "fixed_width" else None,
-        )
+        validator = ExtractValidator(self.campaign, self.plan.labels, checks.encoding, widths)
         if self.seeds is not None:
             validator.validate(self.seeds.batch)
         for batch in stream_rows(self._open(), self.plan, encoder, self.options.batch_size):
