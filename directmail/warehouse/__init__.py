@@ -7,6 +7,7 @@ type. Nothing else in the library imports a database driver.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -106,6 +107,11 @@ class SqlDialect(Protocol):
 
     def create_temporary_table(self, relation: str, select: str) -> str:
         """The statement creating that table from a query (a scratch table where there is none)."""
+        ...
+
+    def create_empty_temporary_table(self, relation: str, columns: Sequence[tuple[str, str]]) -> str:
+        """The statement creating that table empty with these (name, type) columns, declared: a table to
+        fill and join in one transaction (DuckDB 2.0.0 joins one made `as select … limit 0` wrong)."""
         ...
 
     def cte_hint(self, materialized: bool) -> str:

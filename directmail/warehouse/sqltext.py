@@ -3,6 +3,7 @@ warehouse (quoted-when-needed fields, fixed-width padding), so that every engine
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import groupby
 
 
@@ -13,6 +14,17 @@ class CommonSql:
 
     def create_temporary_table(self, relation: str, select: str) -> str:
         return f"create temporary table {relation} as {select}"
+
+    def create_empty_temporary_table(self, relation: str, columns: Sequence[tuple[str, str]]) -> str:
+        """That table empty, its columns declared: not `as select … limit 0`, which DuckDB 2.0.0 joins
+        wrong once filled in the same transaction. Spelled as the dialect's create_temporary_table (Spark's
+        `using parquet` follows the column list)."""
+        declared = ", ".join(f"{self.quote(name)} {type_name}" for name, type_name in columns)
+        statement = self.create_temporary_table(relation, "")
+        head, as_select, _ = statement.rpartition(" as ")
+        if not as_select or relation not in head:
+            raise ValueError(f"no columns can be declared in {statement!r}")
+        return head.replace(relation, f"{relation} ({declared})", 1)
 
     def cte_hint(self, materialized: bool) -> str:
         return " materialized" if materialized else " not materialized"
