@@ -632,31 +632,50 @@ def _returns_target(ctx: typer.Context) -> tuple[Path, TargetInfo]:
     return dbt.project_dir, dbt.target_info()
 
 
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Refuse a file whole when an identity was never mailed, differs from a mailed one only in "
+        "letter case, or holds a control or invisible character (else stored and reported).",
+    ),
+]
+
+
+def _print_out(lines: list[str]) -> None:
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 @returns_app.command("ingest")
 def returns_ingest(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A return file: CSV identity,reason[,returned_at].")],
+    strict: StrictOption = False,
 ) -> None:
-    """Store one return file; a file with any bad row is refused whole (exit 1, nothing stored)."""
+    """Store one return file; a file with any bad row is refused whole (exit 1, nothing stored).
+
+    Returns whose identity likely suppresses nobody are counted after the line of what was stored."""
     from directmail.returnfile import ReturnFileRefused
     from directmail.returns import ingest_file
 
     try:
         project_dir, target = _returns_target(ctx)
         with errors.status(f"ingesting {file.name}") as status:
-            ingested = ingest_file(file, target, project_dir, progress=status.update)
+            ingested = ingest_file(file, target, project_dir, progress=status.update, strict=strict)
     except ReturnFileRefused as exc:
         _print_refusal(exc.lines())
         raise typer.Exit(1) from None
     except DirectMailError as exc:
         _fail(exc)
-    console.print(f"ingested {ingested.describe()}", markup=False, highlight=False, soft_wrap=True)
+    _print_out([f"ingested {ingested.describe()}", *ingested.doubt_lines()])
 
 
 @returns_app.command("pull")
 def returns_pull(
     ctx: typer.Context,
     routing: Annotated[str, typer.Option(help="The routing whose returns/ folder to read.")],
+    strict: StrictOption = False,
 ) -> None:
     """Ingest each file of a routing's returns/ folder not ingested before; each file all or nothing."""
     from directmail.config import load_config
@@ -668,11 +687,10 @@ def returns_pull(
         if _uses_prefect_secrets(SimpleNamespace(config=config)):
             from flows import secret_blocks  # noqa: F401  registers the ${prefect:block} resolver
         with errors.status(f"pulling returns from {routing}") as status:
-            report = pull_returns(config, routing, target, project_dir, progress=status.update)
+            report = pull_returns(config, routing, target, project_dir, progress=status.update, strict=strict)
     except DirectMailError as exc:
         _fail(exc)
-    for line in report.lines():
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    _print_out(report.lines())
     _print_refusal(report.refusal_lines())
     if not report.ok:
         raise typer.Exit(1)

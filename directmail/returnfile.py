@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +24,13 @@ MAX_IDENTITY_LENGTH = 256
 FUTURE_TOLERANCE = timedelta(days=1)
 EARLIEST = datetime(1970, 1, 1)
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# Characters no identity a runner mailed holds: a return carrying one suppresses nobody. By Unicode
+# category: control characters (NUL, tab, …) and line separators; invisible format characters (a BOM
+# inside the text, zero-width space, soft hyphen, bidi marks).
+ODD_CHARACTERS = {
+    "control": ("Cc", "Zl", "Zp"),
+    "invisible": ("Cf",),
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,7 @@ class ReturnRow:
     reason: str
     returned_at: datetime  # UTC, naive
     line: int  # where it is in the file (its first line, for a quoted value spanning lines)
+    dated: bool = True  # False: the file gave no returned_at (it is the ingest time)
 
 
 @dataclass(frozen=True)
@@ -63,13 +72,14 @@ class ReturnFileRefused(DirectMailError):
 def parse_return_file(data: bytes, name: str, ingested_at: datetime) -> list[ReturnRow]:
     """Every return of the file (a row repeated in the file is kept once), or ReturnFileRefused.
 
-    `ingested_at` (UTC) is the default returned_at and the reference for a date in the future.
+    `ingested_at` (UTC) is the default returned_at and the reference for a date in the future. A row
+    without returned_at repeats any row of the same identity and reason: it is kept only when none is.
     """
     text = _decode(data, name)
     now = _utc(ingested_at)
     rows: list[ReturnRow] = []
     problems: list[BadRow] = []
-    seen: set[tuple[str, str, datetime]] = set()
+    seen: set[tuple[str, str, datetime | None]] = set()
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     first_data_row = True
     line = 1
@@ -91,12 +101,37 @@ def parse_return_file(data: bytes, name: str, ingested_at: datetime) -> list[Ret
         row, problem = _check_row(fields, line, now)
         if problem is not None:
             problems.append(BadRow(line, problem))
-        elif row is not None and (key := (row.identity, row.reason, row.returned_at)) not in seen:
+        elif row is not None and (key := _key(row)) not in seen:
             seen.add(key)
             rows.append(row)
     if problems:
         raise ReturnFileRefused(name, problems)
-    return rows
+    return _without_undated_repeats(rows)
+
+
+def _key(row: ReturnRow) -> tuple[str, str, datetime | None]:
+    """A row repeated in the file: the same identity, reason and returned_at (none given: no date)."""
+    return row.identity, row.reason, row.returned_at if row.dated else None
+
+
+def _without_undated_repeats(rows: list[ReturnRow]) -> list[ReturnRow]:
+    """A return without a date says only "this identity, this reason": a dated row of the file already
+    says it (a cumulative file lists a return again, dated once and undated later, or the reverse)."""
+    dated = {(row.identity, row.reason) for row in rows if row.dated}
+    return [row for row in rows if row.dated or (row.identity, row.reason) not in dated]
+
+
+def odd_characters(identity: str) -> dict[str, str]:
+    """The first character of each odd kind (control, invisible) the identity holds; none: {}."""
+    found: dict[str, str] = {}
+    if identity.isprintable():  # no control, format or separator character but the space
+        return found
+    for character in identity:
+        category = unicodedata.category(character)
+        for kind, categories in ODD_CHARACTERS.items():
+            if category in categories:
+                found.setdefault(kind, character)
+    return found
 
 
 def _decode(data: bytes, name: str) -> str:
@@ -137,7 +172,7 @@ def _check_row(fields: list[str], line: int, now: datetime) -> tuple[ReturnRow |
         return None, f"unknown reason '{shown}' (expected one of {', '.join(REASONS)})"
     moment_text = fields[2].strip() if len(fields) == 3 else ""
     if not moment_text:
-        return ReturnRow(identity, reason, now, line), None
+        return ReturnRow(identity, reason, now, line, dated=False), None
     try:
         moment = _utc(datetime.fromisoformat(moment_text))
     except ValueError:

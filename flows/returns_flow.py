@@ -1,8 +1,9 @@
 """Prefect flow that pulls a routing's returns/ folder: a thin wrapper around directmail.returns.
 
 The work is `pull_returns()`, the function `directmail returns pull --routing NAME` calls; the flow adds
-a markdown artifact of what was ingested, skipped, ignored and refused, and ends failed when a file was
-refused, so that a bad return file shows in the UI. Nothing is stored of a refused file: the next pull
+a markdown artifact of what was ingested (with its doubtful identities), skipped, ignored and refused,
+and ends failed when a file was refused, so that a bad return file shows in the UI. `strict` refuses a
+file with a doubtful identity, as `--strict` does. Nothing is stored of a refused file: the next pull
 names it again until the mail house replaces it.
 
 Run it once: `python -m flows.returns_flow mailhouse_sftp`; on a schedule, served from this process:
@@ -35,11 +36,15 @@ class ReturnFilesRefused(DirectMailError):
 
 
 @flow(name=FLOW_NAME, flow_run_name="returns from {routing}", log_prints=True)
-def pull_returns_flow(routing: str, project_dir: str = ".", target: str | None = None) -> PullReport:
+def pull_returns_flow(
+    routing: str, project_dir: str = ".", target: str | None = None, strict: bool = False
+) -> PullReport:
     logger = get_run_logger()
     dbt = DbtProject(Path(project_dir), target)
     config = load_config(dbt.project_dir)
-    report = pull_returns(config, routing, dbt.target_info(), dbt.project_dir, progress=logger.info)
+    report = pull_returns(
+        config, routing, dbt.target_info(), dbt.project_dir, progress=logger.info, strict=strict
+    )
     for line in report.lines():
         logger.info(line)
     key = re.sub(r"[^a-z0-9-]+", "-", f"direct-mail-returns-{routing}".lower())
@@ -50,13 +55,21 @@ def pull_returns_flow(routing: str, project_dir: str = ".", target: str | None =
 
 
 def returns_deployment(
-    routing: str, project_dir: str, cron: str, timezone: str = "UTC", name: str | None = None
+    routing: str,
+    project_dir: str,
+    cron: str,
+    timezone: str = "UTC",
+    name: str | None = None,
+    strict: bool = False,
 ) -> RunnerDeployment:
     """A deployment that pulls the routing's returns on a cron schedule."""
+    parameters: dict[str, object] = {"routing": routing, "project_dir": str(Path(project_dir).resolve())}
+    if strict:
+        parameters["strict"] = True
     deployment = pull_returns_flow.to_deployment(
         name=name or f"returns-{routing}",
         schedules=[CronSchedule(cron=cron, timezone=timezone)],
-        parameters={"routing": routing, "project_dir": str(Path(project_dir).resolve())},
+        parameters=parameters,
         description=f"Pull the return files of routing {routing}",
         tags=["directmail"],
     )
@@ -71,11 +84,15 @@ def main() -> None:
     parser.add_argument("--target")
     parser.add_argument("--cron", help="Serve on this schedule (until Ctrl-C) instead of running once.")
     parser.add_argument("--timezone", default="UTC")
+    parser.add_argument("--strict", action="store_true", help="Refuse files with doubtful identities.")
     args = parser.parse_args()
     if args.cron:
-        serve(returns_deployment(args.routing, args.project_dir, args.cron, args.timezone))
+        deployment = returns_deployment(
+            args.routing, args.project_dir, args.cron, args.timezone, strict=args.strict
+        )
+        serve(deployment)
         return
-    report = pull_returns_flow(args.routing, args.project_dir, args.target)
+    report = pull_returns_flow(args.routing, args.project_dir, args.target, args.strict)
     print(report.to_markdown())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -52,6 +53,18 @@ def test_header_bom_crlf_blank_lines_default_time_and_repeats():
         ("P2", "deceased", datetime(2026, 11, 3, 9, 15), 4),
         ("P3", "refused", NOW, 5),
         ("P4", "undeliverable", NOW, 7),
+    ]
+
+
+def test_an_undated_row_repeating_a_return_of_the_file_is_kept_once():
+    text = (
+        "P1,moved\nP1,moved,2026-11-02\nP2,refused\nP2,refused,\nP3,moved,2026-11-01\nP3,moved,2026-11-03\n"
+    )
+    assert parse(text) == [
+        ("P1", "moved", datetime(2026, 11, 2), 2),  # the undated line 1 says no more than line 2
+        ("P2", "refused", NOW, 3),
+        ("P3", "moved", datetime(2026, 11, 1), 5),  # two dates: two returns
+        ("P3", "moved", datetime(2026, 11, 3), 6),
     ]
 
 
@@ -140,6 +153,44 @@ def test_ingest_stores_rows_and_the_file_and_is_idempotent(kit):
     ]
 
 
+def test_an_undated_return_stored_before_is_not_stored_again_nor_dated_anew(kit):
+    """A mail house's cumulative file without returned_at: each ingest would otherwise store its earlier
+    returns again, dated by that ingest, and push their suppression forward."""
+    kit.rows(3)
+    project = kit.project(META, extra={"returns": {"suppress_days": 30}})
+    first = store(kit, "identity,reason\nP000000001,moved\n", "week_1.csv", now=datetime(2026, 1, 10, 8))
+    assert (first.rows, first.new) == (1, 1)
+    cumulative = "identity,reason\nP000000001,moved\nP000000002,refused\n"
+    second = store(kit, cumulative, "week_2.csv", now=datetime(2026, 1, 17, 8))
+    assert second.describe() == "week_2.csv: 2 return(s), 1 new, 1 already stored"
+    assert kit.sql("select identity, returned_at, source_file from direct_mail.returns order by 1") == [
+        ("P000000001", datetime(2026, 1, 10, 8), "week_1.csv"),
+        ("P000000002", datetime(2026, 1, 17, 8), "week_2.csv"),
+    ]
+    # 30 days after the first ingest: P1's return has expired, P2's has not.
+    record = kit.run(project, run_time="2026-02-09T08:00:00Z")
+    assert record.excluded["suppressed"] == 1 and record.exported == 2
+    assert set(exclusions(kit)) == {"campaign@2026-02-09T08:00:00Z:P000000002"}
+
+    # A dated row is keyed by its date as before: another date is another return (P1), an undated row
+    # of a return stored with a date is not new (P2 undated, P3 stored dated below).
+    store(kit, "P000000003,moved,2026-01-05\n", "dated.csv", now=datetime(2026, 1, 20))
+    later = store(
+        kit,
+        "P000000001,moved,2026-01-20\nP000000002,refused\nP000000003,moved\nP000000003,refused\n",
+        "week_3.csv",
+        now=datetime(2026, 1, 24, 8),
+    )
+    assert later.describe() == "week_3.csv: 4 return(s), 2 new, 2 already stored"
+    assert kit.sql(
+        "select identity, reason, returned_at from direct_mail.returns where source_file = 'week_3.csv' "
+        "order by 1"
+    ) == [
+        ("P000000001", "moved", datetime(2026, 1, 20)),
+        ("P000000003", "refused", datetime(2026, 1, 24, 8)),
+    ]
+
+
 def test_a_refused_file_stores_nothing(kit, tmp_path):
     from tests.runner_kit import Kit
 
@@ -158,6 +209,11 @@ def test_a_refused_file_stores_nothing(kit, tmp_path):
 
 
 # -- exclusion in later runs ----------------------------------------------------------------------------
+
+
+def taken(kit) -> None:
+    """The mail house took the drop: the next run's files (of the same names) are not in its way."""
+    shutil.rmtree(kit.directory / "landing")
 
 
 def exclusions(kit) -> dict[str, tuple[str, str]]:
@@ -192,6 +248,7 @@ def test_suppress_days_lets_a_return_expire_counted_from_the_run_time(kit):
     store(kit, "P000000001,moved,2026-01-10T08:00:00Z\n")
     within = kit.run(project, run_time="2026-02-09T07:59:59Z")
     assert within.excluded["suppressed"] == 1
+    taken(kit)
     expired = kit.run(project, run_time="2026-02-09T08:00:00Z")
     assert expired.excluded["suppressed"] == 0 and expired.exported == 3
 
@@ -210,6 +267,7 @@ def test_a_warehouse_without_the_returns_table_runs_and_gains_it(kit):
     kit.rows(2)
     project = kit.project(META)
     kit.run(project)
+    taken(kit)
     kit.sql("drop table direct_mail.returns; drop table direct_mail.return_files")
     record = kit.run(project, run_time="2026-11-30T06:00:00Z")
     assert record.status == "delivered" and record.excluded["suppressed"] == 0
@@ -249,7 +307,10 @@ def test_cli_pull_reports_each_file_and_exits_1_on_a_refused_one(sample_project:
     (folder / "b.csv").write_text("C000002,moved,2026-11-02\n\nC000003,dead,2026-11-02\n")
     result = cli(sample_project, "returns", "pull", "--routing", "landing")
     assert result.exit_code == 1
-    assert result.stdout.splitlines()[1:] == ["ingested a.csv: 1 return(s), 1 new"]
+    assert result.stdout.splitlines()[1:] == [
+        "ingested a.csv: 1 return(s), 1 new",
+        "warning: a.csv: 1 return(s) whose identity matches no mailed profile: line 1 'C000001'",
+    ]
     assert result.stderr.splitlines() == [
         "b.csv: refused, nothing stored: 1 bad row",
         "b.csv: line 3: unknown reason 'dead' (expected one of undeliverable, moved, deceased, refused)",
@@ -257,6 +318,14 @@ def test_cli_pull_reports_each_file_and_exits_1_on_a_refused_one(sample_project:
     (folder / "b.csv").unlink()
     result = cli(sample_project, "returns", "pull", "--routing", "landing")
     assert result.exit_code == 0 and "skipped a.csv: already ingested (as a.csv)" in result.stdout
+    assert query(sample_project, "select identity from direct_mail.returns") == [("C000001",)]
+    (folder / "c.csv").write_text("C000004,moved,2026-11-02\n")
+    result = cli(sample_project, "returns", "pull", "--routing", "landing", "--strict")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "c.csv: refused, nothing stored: 1 bad row",
+        "c.csv: line 1: identity 'C000004' matches no mailed profile (--strict)",
+    ]
     assert query(sample_project, "select identity from direct_mail.returns") == [("C000001",)]
 
     result = cli(sample_project, "returns", "pull", "--routing", "nowhere")

@@ -153,3 +153,48 @@ def test_pull_refuses_an_unknown_or_draft_routing(kit):
     with pytest.raises(ConfigError) as caught:
         pull_returns(project.config, "nowhere", target, kit.directory)
     assert str(caught.value) == "error: direct_mail.yml: routing.nowhere: no such routing (defined: landing)"
+
+
+def test_pull_reports_doubtful_identities_and_strict_refuses_their_file(kit):
+    from tests.returns_kit import record_mailed
+
+    project = kit.project(META)
+    target = project.dbt.target_info()
+    record_mailed(kit.database, ["P1", "P2"])
+    folder = kit.directory / "landing" / "returns"
+    folder.mkdir(parents=True)
+    (folder / "a.csv").write_bytes(b"P1,moved,2026-11-02\np2,moved,2026-11-02\n")
+    (folder / "b.csv").write_bytes("P2,refused,2026-11-02\nP9\u200b,moved,2026-11-02\n".encode())
+
+    strict = pull_returns(project.config, "landing", target, kit.directory, strict=True)
+    assert strict.ingested == [] and not strict.ok
+    assert strict.refusal_lines() == [
+        "a.csv: refused, nothing stored: 1 bad row",
+        "a.csv: line 2: identity 'p2' matches a mailed profile only ignoring letter case ('P2') (--strict)",
+        "b.csv: refused, nothing stored: 1 bad row",
+        "b.csv: line 2: identity 'P9\\u200b' holds an invisible format character (U+200B); matches no "
+        "mailed profile (--strict)",
+    ]
+    assert kit.sql("select count(*) from direct_mail.returns") == [(0,)]
+    assert kit.sql("select count(*) from direct_mail.return_files") == [(0,)]
+
+    report = pull_returns(project.config, "landing", target, kit.directory)
+    assert report.ok and report.lines()[1:] == [
+        "ingested a.csv: 2 return(s), 2 new",
+        "warning: a.csv: 1 return(s) whose identity matches a mailed profile only ignoring letter case: "
+        "line 2 'p2' (mailed as 'P2')",
+        "ingested b.csv: 2 return(s), 2 new",
+        "warning: b.csv: 1 return(s) whose identity matches no mailed profile: line 2 'P9\\u200b'",
+        "warning: b.csv: 1 return(s) whose identity holds an invisible format character: line 2 'P9\\u200b'",
+    ]
+    markdown = report.to_markdown()
+    assert "## Doubtful identities" in markdown
+    assert (
+        "warning: b.csv: 1 return(s) whose identity matches no mailed profile: line 2 'P9\\u200b'" in markdown
+    )
+    assert kit.sql("select identity from direct_mail.returns order by source_file, source_line") == [
+        ("P1",),
+        ("p2",),
+        ("P2",),
+        ("P9\u200b",),
+    ]
