@@ -6,12 +6,20 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from directmail.config import CONFIG_FILE, DirectMailConfig, FrequencyCap, Status, StrictModel
 from directmail.errors import Finding
 from directmail.filenames import path_problem, template_problem
 from directmail.schedule import Schedule, cron_problem  # noqa: F401  (cron_problem: part of this module's API)
+from directmail.valuechecks import control_problem
 from directmail.yamlfile import findings_from_validation_error
 
 MAX_COLUMNS = 50
@@ -81,6 +89,13 @@ class CampaignSpec(StrictModel):
     def _relative_file_name(cls, value: str) -> str:
         if problem := path_problem(value) or template_problem(value):
             raise ValueError(problem)
+        return value
+
+    @field_validator("header_note", "footer_note")
+    @classmethod
+    def _printable_note(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and (problem := control_problem(value)):
+            raise ValueError(f"{info.field_name} {problem}")
         return value
 
     @property

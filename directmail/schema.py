@@ -2,7 +2,8 @@
 
 All written columns arrive as text (the warehouse formats them), so the checks are about what a mail house
 can print: required address fields filled, ISO country codes, maximum lengths, values the configured
-encoding can represent and, in a fixed-width file, values that fit their column on one line.
+encoding can represent, no control characters and, in a fixed-width file, values that fit their column
+on one line.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from pandera.api.polars.types import PolarsData
 
 from directmail.campaign import Campaign
 from directmail.extract import IDENTITY, ROW
-from directmail.valuechecks import encodes, value_checks
+from directmail.valuechecks import PRINTABLE, control_problem, encodes, value_checks
 
 MAX_REPORTED_FAILURES = 20
 FIXED_WIDTH = "fixed_width"  # the fixed-width check's name, as failure cases report it
+CONTROL = "control_characters"  # the check of CONTROL_CHARACTERS (valuechecks.py), by name
 
 
 @dataclass
@@ -76,6 +78,8 @@ class ExtractValidator:
     def _explain(self, failure: Failure) -> str:
         if failure.check == FIXED_WIDTH:
             return _fixed_width_problem(failure.value, (self.column_widths or {}).get(failure.column, 0))
+        if failure.check == CONTROL:
+            return f"{failure.value!r} {control_problem(failure.value)}"
         unencodable = list(dict.fromkeys(c for c in failure.value if not encodes(c, self.encoding)))
         if unencodable:
             return f"{''.join(unencodable)!r} cannot be written in {self.encoding}"
@@ -109,6 +113,7 @@ def build_schema(
             tests.append(_fits(column.width))
         if pattern is not None:
             tests.append(pa.Check.str_matches(pattern))
+        tests.append(pa.Check.str_matches(f"^{PRINTABLE}$", error=CONTROL))
         columns[column.label] = pa.Column(pl.Utf8, checks=tests, nullable=False)
     return pa.DataFrameSchema(columns, strict=False, name=campaign.name)
 

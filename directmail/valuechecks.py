@@ -15,13 +15,22 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from directmail.campaign import Campaign
 from directmail.errors import Finding
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # campaign.py reads CONTROL_CHARACTERS from here: no import of it at run time
+    from directmail.campaign import Campaign
     from directmail.warehouse import SqlDialect
 
 COUNTRY_CODE = r"[A-Z]{2}"  # ISO 3166-1 alpha-2, matched against the whole value
+# What no value, note or label may hold, whatever the encoding: a mail house's software stops at NUL,
+# runs ESC sequences, breaks lines at U+2028/U+2029 or prints garbage for the rest. C0 controls but TAB,
+# LF and CR (quoted, as contract 3 says); DEL; the C1 controls; the line and paragraph separators. One regex
+# class that Python, RE2 (DuckDB), PostgreSQL, Java (Spark) and Rust (pandera's polars) read alike: each
+# \xHH escape is followed by `\`, `-` or a non-hex character (PostgreSQL's \x takes every hex digit), and
+# the two separators are written as themselves.
+CONTROL_CHARACTERS = "\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F\u2028\u2029"
+PRINTABLE = f"[^{CONTROL_CHARACTERS}]*"  # a whole value free of them (full_match)
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 @dataclass(frozen=True)
@@ -69,11 +78,15 @@ class ValueChecks:
                 conditions.append(" or ".join(breaks))
             if ranges is not None:
                 conditions.append(f"not {dialect.matches_ranges(field, ranges)}")
-        return " or ".join(f"({c})" for c in conditions) or "false"
+        # One regex over the row's values joined (each is text, never NULL), not one per column.
+        conditions.append(f"not {dialect.full_match('(' + ' || '.join(fields) + ')', PRINTABLE)}")
+        return " or ".join(f"({c})" for c in conditions)
 
     def row_fails(self, values: list[str]) -> bool:
         """Python's spelling of failing_sql, for rows read into Python (the seed list)."""
         for column, value in zip(self.columns, values, strict=True):
+            if _CONTROL.search(value):
+                return True
             if column.required and value == "":
                 return True
             if column.country and re.fullmatch(COUNTRY_CODE, value) is None:
@@ -134,6 +147,16 @@ def encodable_pattern(encoding: str) -> str | None:
     return f"^[{body}]*$"
 
 
+def control_problem(text: str) -> str | None:
+    """Why a value, note or label holding CONTROL_CHARACTERS cannot be written (None: it holds none)."""
+    found = list(dict.fromkeys(_CONTROL.findall(text)))
+    if not found:
+        return None
+    codes = ", ".join(f"U+{ord(c):04X}" for c in found)
+    what = "a control character" if len(found) == 1 else "control characters"
+    return f"holds {codes}, {what} a mail house's file cannot carry"
+
+
 def encodes(text: str, encoding: str) -> bool:
     try:
         text.encode(encoding)
@@ -143,14 +166,22 @@ def encodes(text: str, encoding: str) -> bool:
 
 
 def header_findings(campaign: Campaign, labels: list[str], encoding: str) -> list[Finding]:
-    """Notes and labels must fit the encoding too; they are not part of the validated rows."""
+    """Notes and labels must fit the encoding, and hold no control character, too; they are not part of
+    the validated rows."""
     spec = campaign.spec
     texts = {"header_note": spec.header_note, "footer_note": spec.footer_note, "": "".join(labels)}
     findings = []
     for key, text in texts.items():
-        if text is not None and not encodes(text, encoding):
-            reason = f"{key or 'a column label'} cannot be written in {encoding}"
-            findings.append(
-                Finding(campaign.yaml_file, campaign.key(key) if key else f"models.{campaign.name}", reason)
-            )
+        if text is None:
+            continue
+        reasons = [
+            control_problem(text),
+            None if encodes(text, encoding) else f"cannot be written in {encoding}",
+        ]
+        where = campaign.key(key) if key else f"models.{campaign.name}"
+        findings += [
+            Finding(campaign.yaml_file, where, f"{key or 'a column label'} {reason}")
+            for reason in reasons
+            if reason
+        ]
     return findings

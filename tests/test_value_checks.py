@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from directmail.campaign import Campaign, parse_campaign_spec
+from directmail.errors import ExtractInvalid
 from directmail.extract import IDENTITY, ROW
 from directmail.schema import ExtractValidator
 from directmail.valuechecks import value_checks
@@ -147,3 +148,148 @@ except ExtractInvalid as exc:
         (tmp_path / "landing" / "a.csv").read_bytes().startswith(b"name,street,country_code\nName 0,0 Mail")
     )
     assert not (tmp_path / "landing" / "b.csv").exists()
+
+
+# What no value or note may hold (contract 3): C0 controls but TAB, LF and CR; DEL; C1 controls; U+2028
+# and U+2029. TAB, CR and LF (quoted) stay legal, as do other characters a printer prints.
+CONTROLS = ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x0e", "\x1b", "\x1f", "\x7f", "\x80", "\x85", "\x9f"]
+FORBIDDEN = [*CONTROLS, "\u2028", "\u2029"]
+LEGAL = ["\t", "\r\n", "\n", "\r", "\xa0", "é", "€", "😀", "\u200b", "\u2027", "\u202a", " ~"]
+
+
+def _checked_rows(encoding: str) -> tuple[list[list[str]], set[int]]:
+    """Rows of the four LABELS, each with one character in the note column; which of them must fail."""
+    rows, failing = [], set()
+    for n, character in enumerate([*LEGAL, *FORBIDDEN]):
+        rows.append(["1 Main St", "Paris", "FR", f"a{character}b"])
+        if character in FORBIDDEN or not _encodes(character, encoding):
+            failing.add(n)
+    return rows, failing
+
+
+def _encodes(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252", "latin-1"])
+def test_control_characters_and_line_separators_fail_in_sql_python_and_pandera(encoding):
+    rows, failing = _checked_rows(encoding)
+    chosen = campaign({})
+    checks = value_checks(chosen, LABELS, encoding)
+    con = duckdb.connect()
+    con.execute(f"create table t (n integer, {', '.join(f'c{i} varchar' for i in range(len(LABELS)))})")
+    con.executemany("insert into t values (?, ?, ?, ?, ?)", [[n, *v] for n, v in enumerate(rows)])
+    assert con.execute("select count(*) from t where strpos(c3, chr(0)) > 0").fetchone() == (1,)
+    condition = checks.failing_sql(DuckDBDialect(), [f"c{i}" for i in range(len(LABELS))])
+    by_sql = {n for (n,) in con.execute(f"select n from t where {condition}").fetchall()}
+    by_python = {n for n, values in enumerate(rows) if checks.row_fails(values)}
+    validator = ExtractValidator(chosen, LABELS, encoding)
+    validator.validate(
+        pa.RecordBatch.from_pydict(
+            {
+                ROW: list(range(len(rows))),
+                IDENTITY: [str(n) for n in range(len(rows))],
+                **{label: [row[i] for row in rows] for i, label in enumerate(LABELS)},
+            }
+        )
+    )
+    by_pandera = {failure.row for failure in validator.failures}
+    assert by_sql == by_python == by_pandera == failing
+    escape = len(LEGAL) + FORBIDDEN.index("\x1b")
+    assert f"  row {escape} (identity {escape}), column 'note': 'a\\x1bb' holds U+001B" in (
+        validator.describe_failures()
+    )
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_postgresql_spelling_fails_control_characters_too(postgres, encoding):
+    """PostgreSQL's `~` reads the same class (a text value there never holds NUL, which it refuses)."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    from directmail.warehouse.postgres_warehouse import PostgresDialect
+
+    rows, failing = _checked_rows(encoding)
+    kept = [n for n, row in enumerate(rows) if "\x00" not in row[3]]
+    checks = value_checks(campaign({}), LABELS, encoding)
+    table = pa.table({"n": kept, **{f"c{i}": [rows[n][i] for n in kept] for i in range(len(LABELS))}})
+    condition = checks.failing_sql(PostgresDialect(), [f"c{i}" for i in range(len(LABELS))])
+    name = f"controls_{encoding.replace('-', '')}"
+    with adbc.connect(postgres.uri) as con, con.cursor() as cursor:
+        cursor.adbc_ingest(name, table, mode="replace")
+        cursor.execute(f"select n from {name} where {condition}")
+        assert {n for (n,) in cursor.fetchall()} == failing & set(kept)
+
+
+def test_a_control_character_stops_the_run_naming_row_identity_and_column(kit):
+    """Through the real pipeline: nothing is delivered; TAB and a quoted CR LF are written as they are."""
+    kit.sql(
+        """create table campaign as select * from (values
+            ('P1', 'tab' || chr(9) || 'here', 'one' || chr(13) || chr(10) || 'two'),
+            ('P2', 'esc' || chr(27) || '[31m', 'ok'),
+            ('P3', 'fine', 'split' || chr(8232) || 'line'),
+            ('P4', 'nul' || chr(0), 'c1' || chr(133))
+        ) as t(profile_id, name, remark)"""
+    )
+    project = kit.project({"file_name": "c.csv", "sort_by": ["profile_id"]})
+    with pytest.raises(ExtractInvalid) as raised:
+        kit.run(project)
+    assert str(raised.value).splitlines() == [
+        "4 value(s) failed validation; nothing was delivered:",
+        "  row 2 (identity P2), column 'name': 'esc\\x1b[31m' holds U+001B, a control character a mail "
+        "house's file cannot carry",
+        "  row 4 (identity P4), column 'name': 'nul\\x00' holds U+0000, a control character a mail house's "
+        "file cannot carry",
+        "  row 3 (identity P3), column 'remark': 'split\\u2028line' holds U+2028, a control character a "
+        "mail house's file cannot carry",
+        "  row 4 (identity P4), column 'remark': 'c1\\x85' holds U+0085, a control character a mail "
+        "house's file cannot carry",
+    ]
+    assert not (kit.directory / "landing").exists()
+    assert kit.sql("select status from direct_mail.runs") == [("failed",)]
+
+    kit.sql("delete from campaign where profile_id <> 'P1'")
+    kit.run(project, run_time="2026-11-24T06:00:00Z")
+    assert kit.landing()["c.csv"] == b'name,remark\ntab\there,"one\r\ntwo"\n'
+
+
+def test_fixed_width_refuses_control_characters_as_every_format_does(kit):
+    kit.sql("create table campaign as select 'P1' as profile_id, 'a' || chr(127) as name")
+    project = kit.project({"file_name": "f.txt", "column_widths": {"name": 5}}, {"format": "fixed_width"})
+    with pytest.raises(ExtractInvalid, match=r"column 'name': 'a\\x7f' holds U\+007F"):
+        kit.run(project)
+    assert not (kit.directory / "landing").exists()
+
+
+@pytest.mark.parametrize("key", ["header_note", "footer_note"])
+@pytest.mark.parametrize(
+    ("character", "code"), [("\x1b", "U+001B"), ("\u2028", "U+2028"), ("\x00", "U+0000")]
+)
+def test_a_note_with_a_control_character_is_a_validation_finding(key, character, code):
+    meta = {"configuration": "csv", "file_name": "c.csv", key: f"Winter{character}2026"}
+    spec, findings = parse_campaign_spec("winter", meta, "models/campaigns/_c.yml")
+    assert spec is None
+    assert [str(f) for f in findings] == [
+        f"error: models/campaigns/_c.yml: models.winter.config.meta.direct_mail.{key}: {key} holds {code}, "
+        "a control character a mail house's file cannot carry"
+    ]
+    tabbed = {**meta, key: "Winter\t2026"}
+    assert parse_campaign_spec("winter", tabbed, "models/campaigns/_c.yml")[1] == []
+
+
+def test_the_run_checks_notes_and_labels_it_writes_for_control_characters():
+    """header_findings (run time) refuses what campaign validation would, should a note reach it."""
+    from directmail.valuechecks import header_findings
+
+    chosen = campaign({})
+    chosen.spec = chosen.spec.model_copy(update={"footer_note": "END\x7f"})
+    findings = header_findings(chosen, ["line1", "ci\x1bty"], "utf-8")
+    assert [str(f) for f in findings] == [
+        "error: models/c.yml: models.c.config.meta.direct_mail.footer_note: footer_note holds U+007F, a "
+        "control character a mail house's file cannot carry",
+        "error: models/c.yml: models.c: a column label holds U+001B, a control character a mail house's "
+        "file cannot carry",
+    ]
