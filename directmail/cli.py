@@ -22,6 +22,7 @@ from directmail.errors import AlreadyDelivered, ConfigError, DirectMailError, Fi
 if TYPE_CHECKING:  # imported where used: `--help` stays fast
     from directmail.builder import DbtProject, TargetInfo
     from directmail.campaign import Schedule
+    from directmail.pipeline import RunOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 console = Console()
@@ -455,8 +456,12 @@ def run(
     ] = False,
     force: Annotated[bool, typer.Option(help="Deliver again a run id that was already delivered.")] = False,
     skip_build: Annotated[bool, typer.Option(help="Do not run dbt; use the tables as built.")] = False,
+    allow_future: Annotated[
+        bool, typer.Option(help="Run a run time more than 24 h after now (refused otherwise).")
+    ] = False,
 ) -> None:
     """Build, extract, validate, write, deliver and record one campaign run."""
+    from directmail.pipeline import RunOptions
     from directmail.report import to_rich
 
     moment = _run_time_option(run_time)
@@ -472,11 +477,15 @@ def run(
                 dry_run=dry_run,
                 force=force,
                 skip_build=skip_build,
+                allow_future=allow_future,
             )
             if record.status == "skipped":
                 raise AlreadyDelivered(record.message)
         else:
-            record = _run_directly(ctx, campaign, moment, dry_run, force, skip_build)
+            options = RunOptions(
+                moment, dry_run=dry_run, force=force, skip_build=skip_build, allow_future=allow_future
+            )
+            record = _run_directly(ctx, campaign, options)
     except AlreadyDelivered as exc:
         console.print(f"nothing to do: {exc}", highlight=False)
         return
@@ -500,11 +509,10 @@ def _run_time_option(value: str | None) -> datetime:
         raise typer.Exit(2) from None
 
 
-def _run_directly(ctx: typer.Context, campaign: str, moment, dry_run: bool, force: bool, skip_build: bool):
-    from directmail.pipeline import CampaignRun, RunOptions
+def _run_directly(ctx: typer.Context, campaign: str, options: RunOptions):
+    from directmail.pipeline import CampaignRun
 
     project = _load(ctx)
-    options = RunOptions(moment, dry_run=dry_run, force=force, skip_build=skip_build)
     with errors.status(f"{campaign}: starting") as status:
         run = CampaignRun(project, campaign, options, progress=lambda m: status.update(f"{campaign}: {m}"))
         return run.execute()

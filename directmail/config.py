@@ -139,6 +139,9 @@ class Configuration(StrictModel):
     frequency_cap: FrequencyCap | None = None
     on_empty: Literal["skip", "deliver", "fail"] = "skip"  # a run with no row to export
     escape_formulas: bool = False  # a text value starting with = + - @ TAB CR gets a leading '
+    # A delivered drop of another run id still under this run's names (I1): stop (default) or replace it
+    # on purpose, recording the earlier run `superseded`.
+    on_existing: Literal["stop", "replace"] = "stop"
 
     @model_validator(mode="after")
     def _separator_fits_format(self) -> Configuration:

@@ -58,3 +58,11 @@ class AlreadyDelivered(DirectMailError):
 
 class Settled(AlreadyDelivered):
     """An earlier attempt of the run id had delivered without recording it: now recorded, nothing sent."""
+
+
+class DropInTheWay(DirectMailError):
+    """Invariant I1: a delivered drop of another run id holds names this run would write; nothing left."""
+
+
+class FutureRunTime(DirectMailError):
+    """Invariant I2: a run time more than a day after now, without --allow-future."""

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from directmail.campaign import Campaign, SortKey, written_columns
 from directmail.config import AddressSource, ConsentSource, FrequencyCap, SuppressionSource
-from directmail.history import RETURNS, SENDS
+from directmail.history import PENDING_STATUSES, RETURNS, RUNS, SEND_ROWS, SENDS
 from directmail.reasons import REASONS
 from directmail.textformat import LineEncoder
 from directmail.valuechecks import ValueChecks
@@ -66,9 +66,15 @@ class ReturnsRule:
 
 @dataclass(frozen=True)
 class FrequencyRule:
+    """A piece counts against the run at `at` when its run's time or its delivery time lies within the
+    cap's days of `at` or of `now`, before or after (invariant I2): a run time in the past or the future
+    cannot step around a piece the clock says went out recently."""
+
     cap: FrequencyCap
-    since: str  # ISO timestamp: the run time minus the cap's days
+    at: str  # ISO timestamp: the run time
     run_id: str  # its own earlier sends (a forced re-delivery) do not count
+    now: str = ""  # ISO timestamp: the delivery clock's now (default: the run time)
+    replacing: tuple[str, ...] = ()  # run ids this run supersedes (on_existing: replace): not counted
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class NewEntrantsRule:
 
     campaign: str
     run_id: str  # its own earlier sends (a forced re-delivery) do not count
+    replacing: tuple[str, ...] = ()  # run ids this run supersedes (on_existing: replace): not counted
 
 
 @dataclass(frozen=True)
@@ -247,7 +254,7 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
         parts.ctes.append(
             f"earlier_sends as (select profile_id as sent_identity, "
             f"max({d.code_point_order('run_id')}) as sent_run "
-            f"from {SENDS} where {_pieces_sent(warehouse, n.run_id)} "
+            f"from {SENDS} where {_pieces_sent(warehouse, (n.run_id, *n.replacing))} "
             f"and campaign = {d.literal(n.campaign)} group by 1)"
         )
         parts.joins.append(f"left join earlier_sends on earlier_sends.sent_identity = {identity}")
@@ -255,18 +262,48 @@ def _rule_parts(warehouse: Warehouse, rules: Rules, identity: str) -> _Parts:
             ("earlier_sends.sent_identity is not null", "already_sent", "earlier_sends.sent_run")
         )
     if rules.frequency is not None:
-        f = rules.frequency
-        parts.ctes.append(
-            f"recent_sends as (select profile_id as capped_identity, count(*) as recent_pieces "
-            f"from {SENDS} where {_pieces_sent(warehouse, f.run_id)} "
-            f"and sent_at >= {d.days_before(f.since, f.cap.days)} "
-            f"group by 1 having count(*) >= {int(f.cap.count)})"
-        )
+        parts.ctes.append(_recent_sends_cte(warehouse, rules.frequency))
         parts.joins.append(f"left join recent_sends on recent_sends.capped_identity = {identity}")
+        f = rules.frequency
         pieces = f"cast(recent_sends.recent_pieces as {d.text_type})"
         detail = f"{pieces} || {d.literal(' in the last ' + str(f.cap.days))} || ' days'"
         parts.group_reasons.append(("recent_sends.capped_identity is not null", "frequency_cap", detail))
     return parts
+
+
+def _recent_sends_cte(warehouse: Warehouse, rule: FrequencyRule) -> str:
+    """Identities with at least the cap's count of pieces near the run time or now (I2): the committed
+    sends, and the rows of attempts that may have landed but are not settled yet (another campaign's
+    crashed drop counts until it is settled)."""
+    d = warehouse.dialect
+    days = int(rule.cap.days)
+
+    def near(column: str) -> str:
+        return " or ".join(
+            f"{column} between {d.days_before(moment, days)} and {d.days_before(moment, -days)}"
+            for moment in dict.fromkeys([rule.at, rule.now or rule.at])
+        )
+
+    skipped = ", ".join(d.literal(run_id) for run_id in (rule.run_id, *rule.replacing))
+    pending = ", ".join(d.literal(status) for status in PENDING_STATUSES)
+    committed = (
+        f"select s.profile_id, s.sent_at, runs.run_time from {SENDS} as s "
+        f"join {RUNS} as runs on runs.run_id = s.run_id "
+        f"where not s.is_holdout and s.file_name is not null and s.run_id not in ({skipped})"
+    )
+    unsettled = (
+        f"select r.profile_id, r.sent_at, runs.run_time from {SEND_ROWS} as r "
+        f"join {RUNS} as runs on runs.run_id = r.run_id and runs.attempt = r.attempt "
+        f"where runs.status in ({pending}) and runs.delivery_started_at is not null "
+        "and (runs.committed_attempt is null or runs.committed_attempt <> r.attempt) "
+        f"and not r.is_holdout and r.file_name is not null and r.run_id not in ({skipped})"
+    )
+    return (
+        "recent_sends as (select profile_id as capped_identity, count(*) as recent_pieces "
+        f"from ({committed} union all {unsettled}) as pieces "
+        f"where {near('sent_at')} or {near('run_time')} "
+        f"group by 1 having count(*) >= {int(rule.cap.count)})"
+    )
 
 
 def _returns_cte(warehouse: Warehouse, rule: ReturnsRule) -> str:
@@ -287,10 +324,11 @@ def _returns_cte(warehouse: Warehouse, rule: ReturnsRule) -> str:
     )
 
 
-def _pieces_sent(warehouse: Warehouse, run_id: str) -> str:
+def _pieces_sent(warehouse: Warehouse, run_ids: tuple[str, ...]) -> str:
     """`sends` rows that are pieces in a file (not the holdout), other than this run id's own earlier
-    ones (a forced re-delivery): what the frequency cap and `already_sent` count."""
-    return f"not is_holdout and file_name is not null and run_id <> {warehouse.dialect.literal(run_id)}"
+    ones (a forced re-delivery) and the drops it replaces: what `already_sent` counts."""
+    skipped = ", ".join(warehouse.dialect.literal(run_id) for run_id in run_ids)
+    return f"not is_holdout and file_name is not null and run_id not in ({skipped})"
 
 
 @dataclass

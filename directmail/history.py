@@ -24,7 +24,8 @@ are written; and `delivered` is one appended version. Rows of attempts that neve
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +47,11 @@ DELIVERING = "delivering"
 DELIVERED = "delivered"
 FAILED = "failed"
 EMPTY = "empty"
+# A delivered run whose drop a later run replaced on purpose (`on_existing: replace`): its rows stay in
+# send_rows / exclusion_rows for the record, but it is no longer a drop, so it counts toward no cap.
+SUPERSEDED = "superseded"
+# Statuses of a run whose drop may have landed without being recorded (with delivery_started_at set).
+PENDING_STATUSES = (DELIVERING, FAILED)
 
 TABLE_DDL = [
     f"create schema if not exists {SCHEMA}",
@@ -158,7 +164,7 @@ class RunRecord:
     @property
     def may_have_landed(self) -> bool:
         """Not recorded delivered, but its delivery had started: the destination tells what landed."""
-        return self.status in (DELIVERING, FAILED) and self.delivery_started_at is not None
+        return self.status in PENDING_STATUSES and self.delivery_started_at is not None
 
     def as_row(self) -> dict[str, Any]:
         row = dict(self.__dict__)
@@ -360,7 +366,9 @@ class History:
         this version, so the run's state (delivered, settleable, …) is what it was."""
         self._save_run(record, status=RESERVED)
 
-    def mark_delivering(self, record: RunRecord, sends_sql: str, exclusions_sql: str) -> None:
+    def mark_delivering(
+        self, record: RunRecord, sends_sql: str, exclusions_sql: str, superseding: Sequence[RunRecord] = ()
+    ) -> None:
         """Before the first byte leaves: the run `delivering` with its planned files, and this attempt's
         rows written (not yet visible in `sends` and `exclusions`).
 
@@ -370,13 +378,59 @@ class History:
             self._reserve(record)
             self.warehouse.execute(f"insert into {SEND_ROWS} {sends_sql}")
             self.warehouse.execute(f"insert into {EXCLUSION_ROWS} {exclusions_sql}")
+            self._supersede(superseding, record.run_id)
             self._save_run(record)
             return
         with self.warehouse.transaction():
             self._discard(record.run_id, record.committed_attempt)
             self.warehouse.execute(f"insert into {SEND_ROWS} {sends_sql}")
             self.warehouse.execute(f"insert into {EXCLUSION_ROWS} {exclusions_sql}")
+            self._supersede(superseding, record.run_id)
             self._save_run(record)
+
+    def _supersede(self, earlier: Sequence[RunRecord], by: str) -> None:
+        """Delivered drops this run replaces on purpose: no longer drops, so no longer in `sends`."""
+        for run in earlier:
+            message = f"superseded by {by}: its drop was replaced at the destination (on_existing: replace)"
+            self._save_run(replace(run, status=SUPERSEDED, committed_attempt=None, message=message))
+
+    def settle_never_landed(self, record: RunRecord, by: str) -> None:
+        """Another run id's attempt whose drop never completed: its rows go and it is no longer
+        settleable (running that run id again delivers it afresh)."""
+        message = (
+            f"its drop never completed at the destination (settled before {by}); run it again to deliver"
+        )
+        settled = replace(record, status=FAILED, delivery_started_at=None, message=message)
+        if self.append_only:
+            self._save_run(settled)
+            return
+        with self.warehouse.transaction():
+            self._discard(record.run_id, record.committed_attempt)
+            self._save_run(settled)
+
+    def unsettled(self, campaigns: list[str], other_than: str) -> list[RunRecord]:
+        """Runs of these campaigns, other than `other_than`, whose drop may have landed unrecorded."""
+        if not campaigns or not self.warehouse.relation_exists(RUNS):
+            return []
+        marks = ", ".join("?" * len(campaigns))
+        statuses = ", ".join(f"'{status}'" for status in PENDING_STATUSES)
+        rows = self.warehouse.rows(
+            f"select * from {RUNS} where campaign in ({marks}) and run_id <> ? and status in ({statuses}) "
+            "and delivery_started_at is not null order by delivery_started_at",
+            [*campaigns, other_than],
+        )
+        return [RunRecord.from_row(row) for row in rows]
+
+    def delivered(self, campaign: str) -> list[RunRecord]:
+        """The campaign's delivered runs, in the order their deliveries started."""
+        if not self.warehouse.relation_exists(RUNS):
+            return []
+        rows = self.warehouse.rows(
+            f"select * from {RUNS} where campaign = ? and status = '{DELIVERED}' "
+            "order by coalesce(delivery_started_at, finished_at, started_at)",
+            [campaign],
+        )
+        return [RunRecord.from_row(row) for row in rows]
 
     def commit_delivered(self, record: RunRecord) -> None:
         """After the manifest landed: the run `delivered`, its attempt's rows the visible ones."""

@@ -18,15 +18,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from directmail import address_validations
 from directmail.buildtimings import BuildTimings
 from directmail.campaign import Campaign, check_against_config, check_columns
 from directmail.config import CONFIG_FILE, Configuration, Routing, resolve_directory
-from directmail.delivery import Destination, open_destination
-from directmail.delivery.drop import replace_earlier_drop
+from directmail.delivery import Destination, destination_key, open_destination
+from directmail.delivery.drop import DropInTheWay as Drop
+from directmail.delivery.drop import drops_in_the_way, relative_name, replace_earlier_drop
 from directmail.delivery.preflight import routing_findings
 from directmail.encryption import KeyProblem, encrypt_staged, load_public_key
 from directmail.errors import (
@@ -34,8 +35,10 @@ from directmail.errors import (
     ConfigError,
     DeliveryError,
     DirectMailError,
+    DropInTheWay,
     ExtractInvalid,
     Finding,
+    FutureRunTime,
     Settled,
 )
 from directmail.extract import (
@@ -50,6 +53,7 @@ from directmail.extract import (
 )
 from directmail.fixedwidth import fixed_width_encoder
 from directmail.history import DELIVERED, DELIVERING, EMPTY, FAILED, History, RunRecord
+from directmail.journal import FILES_LANDED, Journal, journal_path
 from directmail.layout import FileLayout
 from directmail.locking import warehouse_lock
 from directmail.preview import excluded_rows, preview_lines
@@ -65,6 +69,8 @@ from directmail.writer import FileTexts, PartsWriter, StagedFile, write_checksum
 
 STEPS = ("check", "build", "extract", "write", "deliver", "record")
 WORK_DIR = ".directmail"
+FUTURE_LIMIT = timedelta(hours=24)  # I2: a later run time needs --allow-future
+EARLIEST_RUN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_run_time(value: str | datetime | None) -> datetime:
@@ -77,7 +83,13 @@ def parse_run_time(value: str | datetime | None) -> datetime:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(microsecond=0)
+    try:
+        moment = moment.astimezone(UTC).replace(microsecond=0)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before the first representable instant
+        raise ValueError(f"{value} is out of range; run times are from 1970 on") from None
+    if moment < EARLIEST_RUN_TIME:
+        raise ValueError(f"{value} is before 1970-01-01T00:00:00Z; run times are from 1970 on")
+    return moment
 
 
 def make_run_id(campaign: str, run_time: datetime) -> str:
@@ -92,6 +104,7 @@ class RunOptions:
     skip_build: bool = False
     batch_size: int = 65_536
     test_profiles: bool = False  # a proof: built from the project's test profiles; no holdout or cap
+    allow_future: bool = False  # a run time more than FUTURE_LIMIT after now (I2)
 
 
 Progress = Callable[[str], None]
@@ -124,15 +137,7 @@ class CampaignRun:
             started_at=_now(),
             configuration=self.campaign.spec.configuration,
         )
-        self.layout = FileLayout(
-            self.campaign.spec.file_name,
-            options.run_time,
-            append_timestamp=self.campaign.spec.append_timestamp,
-            compressed=self.configuration.compression == "gzip",
-            encrypted=getattr(self._routing(), "encryption_key", None) is not None,
-            campaign=self.campaign.name,
-            configuration=self.campaign.spec.configuration,
-        )
+        self.layout = self._layout_of(self.campaign, options.run_time)
         self._compiled_sql: str | None = None
         self._warehouse: Warehouse | None = None
         self._plan: ExtractPlan | None = None
@@ -140,6 +145,7 @@ class CampaignRun:
         self._rows_per_part: int | None = None  # profile rows per part, once written (seed rows take room)
         self._earlier_files: list[str] = []  # relative names an earlier attempt or drop may have left
         self.seeds: SeedRows | None = None
+        self._superseding: list[RunRecord] = []  # delivered runs whose drop this one replaces (I1)
         self.staged: list[StagedFile] = []
         self.empty = False  # nothing to export and on_empty: skip
         self.staging_dir = (
@@ -161,20 +167,101 @@ class CampaignRun:
         if findings := routing_findings(self.routing_name, routing, self.project.directory):
             raise ConfigError(findings)
         self.record.destination = f"{self.routing_name} ({routing.type})"
+        self._check_run_time()
         with self._open_history() as history:
             previous = history.find(self.run_id)
+            if not self.options.dry_run:
+                self._settle_others(history)
             self._earlier_files = earlier_drop_files(history, previous, self.campaign.name, self.layout)
             self.record.attempt = history.next_attempt(self.run_id, previous)
-            if previous is None:
-                return
-            self.record.committed_attempt = previous.committed_attempt
-            if previous.may_have_landed and not self.options.dry_run:
-                self._settle(history, previous)
-            elif previous.status == DELIVERED and not self.options.force and not self.options.dry_run:
-                raise AlreadyDelivered(
-                    f"{self.run_id} was already delivered at {previous.finished_at:%Y-%m-%d %H:%M:%S} UTC "
-                    f"({previous.exported} rows); nothing delivered again (use --force to deliver again)"
-                )
+            if previous is not None:
+                self.record.committed_attempt = previous.committed_attempt
+                if previous.may_have_landed and not self.options.dry_run:
+                    self._settle(history, previous)
+                elif previous.status == DELIVERED and not self.options.force and not self.options.dry_run:
+                    raise AlreadyDelivered(
+                        f"{self.run_id} was already delivered at {previous.finished_at:%Y-%m-%d %H:%M:%S} "
+                        f"UTC ({previous.exported} rows); nothing delivered again (use --force to deliver "
+                        "again)"
+                    )
+            if not self.options.dry_run:
+                self._check_drops_in_the_way(history)
+
+    def _check_run_time(self) -> None:
+        """I2: a run time far in the future would count the cap from a moment nobody has reached."""
+        if self.options.allow_future or self.options.dry_run:
+            return
+        latest = datetime.now(UTC) + FUTURE_LIMIT
+        if self.options.run_time > latest:
+            raise FutureRunTime(
+                f"{self.run_id}: the run time is more than {FUTURE_LIMIT.days * 24} h after now "
+                f"({datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}); nothing run (--allow-future runs it on purpose)"
+            )
+
+    def _settle_others(self, history: History) -> None:
+        """I3: before extracting, settle every other run id of this campaign, or of a campaign sharing
+        its destination, that a crash left with a drop that may have landed: its pieces then count (or
+        are discarded) before this run decides who is mailed."""
+        sharing = self._campaigns_sharing_destination()
+        for earlier in history.unsettled(list(sharing), self.run_id):
+            campaign = sharing[earlier.campaign]
+            layout = self._layout_of(campaign, earlier.run_time.replace(tzinfo=UTC))
+            configuration = self.project.config.configurations[campaign.spec.configuration]
+            # Its parts may be here without a manifest: they go with the next drop under these names.
+            self._earlier_files += [relative_name(layout, f["name"]) for f in earlier.files]
+            settled = settle(
+                history,
+                earlier,
+                self._destination,
+                layout,
+                configuration.manifest,
+                earlier.attempt,
+                self._journal(),
+                by=self.run_id,
+            )
+            outcome = (
+                "delivered (its drop had landed)" if settled else "not delivered (its drop never completed)"
+            )
+            self.progress(f"settled {earlier.run_id}, left by a crash: recorded {outcome}")
+
+    def _campaigns_sharing_destination(self) -> dict[str, Campaign]:
+        """This campaign, and every campaign whose routing lands where this one's does."""
+        config, here = self.project.config, destination_key(self.routing, self.project.directory)
+        sharing = {self.campaign.name: self.campaign}
+        for name, campaign in self.project.campaigns.items():
+            configuration = config.configurations.get(campaign.spec.configuration)
+            routing = config.routing.get(configuration.routing) if configuration else None
+            if routing is not None and destination_key(routing, self.project.directory) == here:
+                sharing.setdefault(name, campaign)
+        return sharing
+
+    def _check_drops_in_the_way(self, history: History) -> None:
+        """I1: a delivered drop of another run id still under this run's names stops the run before
+        anything leaves, or (on_existing: replace) is replaced on purpose and recorded superseded."""
+        delivered = [
+            (run.run_id, [relative_name(self.layout, f["name"]) for f in run.files])
+            for run in history.delivered(self.campaign.name)
+        ]
+
+        def status_of(run_id: str) -> str | None:
+            record = history.find(run_id)
+            return record.status if record is not None else None
+
+        destination = self._destination()
+        try:
+            found = drops_in_the_way(destination, self.layout, self.run_id, delivered, status_of)
+        finally:
+            destination.close()
+        if not found:
+            return
+        if self.configuration.on_existing != "replace":
+            raise DropInTheWay(_in_the_way_message(self.run_id, self.campaign, found, destination.describe()))
+        for drop in found:
+            self._earlier_files += list(drop.names)
+            record = history.find(drop.run_id) if drop.recorded and drop.run_id else None
+            if record is not None and record.status == DELIVERED:
+                self._superseding.append(record)
+            self.progress(f"replacing the drop of {drop.run_id or 'an unknown run'} (on_existing: replace)")
 
     def _settle(self, history: History, previous: RunRecord) -> None:
         # Until settled, this attempt's record keeps what makes the earlier one settleable, should it fail.
@@ -186,6 +273,7 @@ class CampaignRun:
             self.layout,
             self.configuration.manifest,
             self.record.attempt,
+            self._journal(),
         )
         self.record.delivery_started_at = None
         if settled is None:
@@ -196,7 +284,7 @@ class CampaignRun:
         if not self.options.force:
             self.record = settled
             raise Settled(
-                f"{self.run_id}: the earlier attempt's drop is complete at the destination; recorded "
+                f"{self.run_id}: the earlier attempt's drop had landed at the destination; recorded "
                 f"delivered ({previous.exported} rows), nothing delivered again"
             )
 
@@ -329,6 +417,8 @@ class CampaignRun:
             self.options.run_time.strftime("%Y-%m-%d %H:%M:%S"),
             self.run_id,
             proof=self.options.test_profiles,
+            now=_now().strftime("%Y-%m-%d %H:%M:%S"),
+            replacing=tuple(run.run_id for run in self._superseding),
         )
 
     def _read_seeds(self) -> SeedRows | None:
@@ -446,7 +536,7 @@ class CampaignRun:
         sends = self.plan.sends_sql(self._open(), self.run_id, attempt, at, names, rows_per_part)
         exclusions = self.plan.exclusions_sql(self._open(), self.run_id, attempt, at)
         try:
-            history.mark_delivering(self.record, sends, exclusions)
+            history.mark_delivering(self.record, sends, exclusions, self._superseding)
         except BaseException:  # not recorded delivering: nothing has left, nothing to settle
             self.record.delivery_started_at = None
             raise
@@ -471,9 +561,15 @@ class CampaignRun:
             if self.configuration.checksums:
                 checksum = write_checksum(self.staging_dir, staged)
                 destination.put(checksum, FileLayout.checksum_name(staged.name))
+        marker = self.staged[-1].name if self.staged else ""
         if self.configuration.manifest:
             manifest = write_manifest(self.staging_dir, self.layout, self.manifest())
-            destination.put(manifest, self.layout.manifest_name)
+            marker = self.layout.manifest_name
+            self._journal().record(self.run_id, self.record.attempt, marker, FILES_LANDED)
+            destination.put(manifest, marker)
+        # I4: the drop is complete; say so locally before the history commit, since from now on the mail
+        # house may take the files and the destination can no longer tell.
+        self._journal().record(self.run_id, self.record.attempt, marker)
 
     def record_run(self) -> None:
         """One statement: the run `delivered`, this attempt's rows the ones `sends` and `exclusions` show."""
@@ -557,7 +653,8 @@ class CampaignRun:
     def fail(self, exc: BaseException) -> None:
         """Record the run as failed (unless nothing had started, or it is a dry run). A run whose delivery
         had started stays settleable: the next attempt asks the destination whether its drop landed."""
-        if self.options.dry_run or (isinstance(exc, ConfigError) and "build" not in self.record.step_seconds):
+        refused = isinstance(exc, ConfigError | DropInTheWay | FutureRunTime)
+        if self.options.dry_run or (refused and "build" not in self.record.step_seconds):
             return
         self.record.status = FAILED
         self.record.finished_at = _now()
@@ -579,6 +676,23 @@ class CampaignRun:
             shutil.rmtree(self.staging_dir, ignore_errors=True)
 
     # -- helpers ----------------------------------------------------------------------------------------
+
+    def _layout_of(self, campaign: Campaign, run_time: datetime) -> FileLayout:
+        """The names a run of `campaign` at `run_time` writes (this run's, or a crashed one's)."""
+        configuration = self.project.config.configurations.get(campaign.spec.configuration)
+        routing = self.project.config.routing.get(configuration.routing) if configuration else None
+        return FileLayout(
+            campaign.spec.file_name,
+            run_time,
+            append_timestamp=campaign.spec.append_timestamp,
+            compressed=configuration is not None and configuration.compression == "gzip",
+            encrypted=getattr(routing, "encryption_key", None) is not None,
+            campaign=campaign.name,
+            configuration=campaign.spec.configuration,
+        )
+
+    def _journal(self) -> Journal:
+        return Journal(journal_path(self.project.dbt.target_info(), self.project.directory))
 
     def manifest(self) -> dict:
         return {
@@ -646,6 +760,23 @@ class CampaignRun:
 
 def _campaign_finding(campaign: Campaign, key: str, reason: str) -> Finding:
     return Finding(campaign.yaml_file, campaign.key(key) if key else f"models.{campaign.name}", reason)
+
+
+def _in_the_way_message(run_id: str, campaign: Campaign, found: list[Drop], where: str) -> str:
+    """One line: which drop is in the way, where, and the ways on (I1)."""
+    drops = "; ".join(
+        f"{drop.run_id or 'a drop whose manifest names no run id'}"
+        f"{'' if drop.recorded or drop.run_id is None else ' (not in this history)'}: "
+        + ", ".join(drop.names)
+        for drop in found
+    )
+    return (
+        f"{run_id}: nothing delivered: a delivered drop of another run id is still at {where} under the "
+        f"names this run would write ({drops}). Wait until the mail house has taken it (or remove it), "
+        "give file_name a {run_time} placeholder or append_timestamp so each run has its own names, or "
+        f"set on_existing: replace on configuration {campaign.spec.configuration} to replace it on "
+        "purpose (the earlier run is then recorded superseded)"
+    )
 
 
 def _now() -> datetime:

@@ -66,10 +66,14 @@ def resolve_rules(
     run_time: str,
     run_id: str,
     proof: bool,
+    now: str = "",
+    replacing: tuple[str, ...] = (),
 ) -> Rules:
     """The run's rules: consent for the configuration's marketing action, address validity and
     suppression from direct_mail.yml's sources, the campaign's (or configuration's) frequency cap, and
-    holdout, and new entrants only; a proof has no history to count and no holdout. A mail house's
+    holdout, and new entrants only; a proof has no history to count and no holdout. `now` (the delivery
+    clock) and the run time both anchor the cap's window (I2); `replacing`: runs whose drop this run
+    replaces on purpose, whose pieces no longer count. A mail house's
     returns suppress in every run, proofs included, as the suppression lists do."""
     config = project.config
     consent = addresses = suppression = frequency = None
@@ -82,10 +86,10 @@ def resolve_rules(
         suppression = SuppressionRule(relations.of_node(project.sources["suppression"]), config.suppression)
     cap = campaign.spec.frequency_cap or configuration.frequency_cap
     if cap is not None and not proof:
-        frequency = FrequencyRule(cap, run_time, run_id)
+        frequency = FrequencyRule(cap, run_time, run_id, now=now, replacing=replacing)
     new_entrants = None
     if campaign.spec.audience == "new_entrants" and not proof:
-        new_entrants = NewEntrantsRule(campaign.name, run_id)
+        new_entrants = NewEntrantsRule(campaign.name, run_id, replacing)
     returns = ReturnsRule(run_time, config.returns.suppress_days)
     return Rules(
         consent,

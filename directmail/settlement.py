@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from directmail.delivery import Destination
 from directmail.delivery.drop import landed, relative_name
 from directmail.history import DELIVERED, History, RunRecord
+from directmail.journal import FILES_LANDED, LANDED, Journal
 from directmail.layout import FileLayout
 
 
@@ -25,25 +26,49 @@ def settle(
     layout: FileLayout,
     with_manifest: bool,
     attempt: int,
+    journal: Journal,
+    by: str | None = None,
 ) -> RunRecord | None:
-    """The earlier attempt recorded delivered if its drop landed (returned), else its rows discarded."""
-    destination = open_destination()
-    try:
-        complete = landed(destination, layout, previous.run_id, previous.files, with_manifest)
-    finally:
-        destination.close()
-    if not complete:
-        history.discard_pending(previous)
+    """The earlier attempt recorded delivered if its drop landed (returned), else its rows discarded.
+
+    The journal is read first (I4): once it says the drop landed, the mail house may already have taken
+    the files. `by`: the run id settling another run id's attempt (which, not landed, stops being
+    settleable); None when the run id settles its own earlier attempt (it delivers again)."""
+    state = journal.state(previous.run_id, previous.attempt)
+    if state != LANDED and not _at_destination(previous, open_destination, layout, with_manifest, state):
+        if by is None:
+            history.discard_pending(previous)
+        else:
+            history.settle_never_landed(previous, by)
         return None
     settled = replace(
         previous,
         status=DELIVERED,
         finished_at=datetime.now(UTC).replace(tzinfo=None),
-        message=f"settled by attempt {attempt}: the drop had landed before the attempt that sent it "
-        "could record it",
+        message=f"settled by {by or f'attempt {attempt}'}: the drop had landed before the attempt that "
+        "sent it could record it",
     )
     history.commit_delivered(settled)
     return settled
+
+
+def _at_destination(
+    previous: RunRecord,
+    open_destination: Callable[[], Destination],
+    layout: FileLayout,
+    with_manifest: bool,
+    state: str | None,
+) -> bool:
+    """Whether the destination shows the drop landed: its marker; or, once the journal says every data
+    file had landed, none of them left there (taken by the mail house, which waits for the manifest)."""
+    destination = open_destination()
+    try:
+        if landed(destination, layout, previous.run_id, previous.files, with_manifest):
+            return True
+        names = [relative_name(layout, f["name"]) for f in previous.files]
+        return state == FILES_LANDED and all(destination.size(name) is None for name in names)
+    finally:
+        destination.close()
 
 
 def earlier_drop_files(

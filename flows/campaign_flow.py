@@ -48,6 +48,7 @@ def run_campaign_flow(
     dry_run: bool = False,
     force: bool = False,
     skip_build: bool = False,
+    allow_future: bool = False,
 ) -> RunRecord:
     logger = get_run_logger()
     # dbt is not thread-safe: runs in one serve process (threads) take turns for the project as a whole,
@@ -55,7 +56,11 @@ def run_campaign_flow(
     with exclusive(Path(project_dir) / WORK_DIR / "flow.lock", logger.info):
         project = load_project(Path(project_dir), target)
         options = RunOptions(
-            parse_run_time(run_time or _scheduled_time()), dry_run=dry_run, force=force, skip_build=skip_build
+            parse_run_time(run_time or _scheduled_time()),
+            dry_run=dry_run,
+            force=force,
+            skip_build=skip_build,
+            allow_future=allow_future,
         )
         run = CampaignRun(project, campaign, options, progress=logger.info)
         try:
@@ -148,9 +153,16 @@ def main() -> None:
     parser.add_argument("--target")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--allow-future", action="store_true")
     args = parser.parse_args()
     record = run_campaign_flow(
-        args.campaign, args.run_time, args.project_dir, args.target, dry_run=args.dry_run, force=args.force
+        args.campaign,
+        args.run_time,
+        args.project_dir,
+        args.target,
+        dry_run=args.dry_run,
+        force=args.force,
+        allow_future=args.allow_future,
     )
     print(to_markdown(record))
 

@@ -2,7 +2,8 @@
 
 `python -m tests.fault_run '<json>'` with keys directory, meta, configuration, routing, run_time and
 fault: "before:<name>" (just before that file is put at the destination), "after:<name>" (just after it
-landed) or "none". The run is the real pipeline over the Kit project in `directory`.
+landed) or "none". The run is the real pipeline over the Kit project in `directory`. With the key `cli`
+(a list of arguments) instead, the `directmail` command runs with them, as an operator runs it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ def _kill_at(fault: str) -> None:
 def main(spec: dict) -> None:
     if spec["fault"] != "none":
         _kill_at(spec["fault"])
+    if "cli" in spec:
+        from directmail.cli import app
+
+        app(spec["cli"], prog_name="directmail")
+        return
     kit = Kit(Path(spec["directory"]))
     project = kit.project(spec["meta"], spec["configuration"], routing=spec.get("routing"))
     kit.run(project, run_time=spec["run_time"])

@@ -102,6 +102,13 @@ class Kit:
             f"from range({count}) t(i)"
         )
 
+    def take_drop(self) -> dict[str, bytes]:
+        """What a mail house does with a complete drop: take every file out of the landing folder."""
+        taken = self.landing()
+        for name in taken:
+            (self.directory / "landing" / name).unlink()
+        return taken
+
     def landing(self) -> dict[str, bytes]:
         root = self.directory / "landing"
         return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

@@ -142,7 +142,7 @@ def test_killed_between_two_parts_is_delivered_again_and_the_crashed_parts_do_no
 
 def test_a_replaced_drop_with_fewer_parts_leaves_no_part_of_the_earlier_one(kit):
     kit.rows(5000)
-    project = kit.project(META, SPLIT)
+    project = kit.project(META, {**SPLIT, "on_existing": "replace"})
     kit.run(project, run_time="2026-11-20T06:00:00Z")
     assert sorted(kit.landing()) == [
         "out.manifest.json",

@@ -11,7 +11,14 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
-from directmail.config import AzureRouting, LocalRouting, Routing, S3Routing, SftpRouting
+from directmail.config import (
+    AzureRouting,
+    LocalRouting,
+    Routing,
+    S3Routing,
+    SftpRouting,
+    resolve_directory,
+)
 from directmail.errors import DeliveryError
 from directmail.secrets import scrub
 
@@ -45,6 +52,21 @@ class Destination(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def destination_key(routing: Routing, project_dir: Path) -> str:
+    """Where a routing's files land, as one comparable string: two routings with the same key share a
+    destination (so their campaigns' names must never collide, and a crashed drop of one is settled
+    before the other extracts)."""
+    if isinstance(routing, LocalRouting):
+        return f"local:{resolve_directory(project_dir, routing.directory).resolve()}"
+    if isinstance(routing, SftpRouting):
+        return f"sftp:{routing.host.lower()}:{routing.port}:{routing.directory.rstrip('/') or '/'}"
+    if isinstance(routing, S3Routing):
+        return f"s3:{routing.endpoint_url or ''}:{routing.bucket}/{routing.folder}"
+    if isinstance(routing, AzureRouting):
+        return f"azure:{routing.container}/{routing.folder}"
+    return f"{routing.type}:{id(routing)}"
 
 
 def open_destination(name: str, routing: Routing, project_dir: Path) -> Destination:

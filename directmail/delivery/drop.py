@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -50,6 +51,49 @@ def relative_name(layout: FileLayout, file_name: str) -> str:
     return str(layout.folder / PurePosixPath(file_name).name)
 
 
+@dataclass(frozen=True)
+class DropInTheWay:
+    """A delivered drop of another run id holding names this run would write (invariant I1)."""
+
+    run_id: str | None  # None: a manifest that names no run id
+    names: tuple[str, ...]
+    recorded: bool  # whether the history knows the run id
+
+
+def drops_in_the_way(
+    destination: Destination,
+    layout: FileLayout,
+    run_id: str,
+    delivered: Iterable[tuple[str, Iterable[str]]],
+    status_of: Callable[[str], str | None],
+) -> list[DropInTheWay]:
+    """Drops of other run ids still at the destination under this layout's names.
+
+    `delivered`: the campaign's delivered runs (run id, relative names) in delivery order; the latest to
+    write a name owns it, and a file there under it is that drop's. The manifest there belongs to the
+    run id it names: in the way when that run is recorded delivered or unknown to this history (another
+    project's, or one whose record was lost); a superseded or never-completed run's is stale."""
+    owners: dict[str, str] = {}
+    for delivered_run, names in delivered:
+        for name in names:
+            if layout.is_part_name(name):
+                owners[name] = delivered_run
+    found: dict[str | None, list[str]] = {}
+    document = manifest_document(destination, layout)
+    if document is not None and document.get("run_id") != run_id:
+        named = document.get("run_id")
+        marker_owner = named if isinstance(named, str) else None
+        if marker_owner is None or status_of(marker_owner) in (None, "delivered"):
+            found.setdefault(marker_owner, []).append(layout.manifest_name)
+    for name, file_owner in sorted(owners.items()):
+        if file_owner != run_id and destination.size(name) is not None:
+            found.setdefault(file_owner, []).append(name)
+    return [
+        DropInTheWay(owner, tuple(names), owner is not None and status_of(owner) is not None)
+        for owner, names in found.items()
+    ]
+
+
 def replace_earlier_drop(
     destination: Destination,
     layout: FileLayout,
@@ -57,11 +101,12 @@ def replace_earlier_drop(
     earlier: Iterable[str],
     progress: Callable[[str], None] = lambda message: None,
 ) -> list[str]:
-    """Remove the earlier manifest under this layout's name, then the earlier drop's files (named by that
-    manifest, or by `earlier`: relative names from the history) that this run will not write, with their
-    checksum sidecars. Only names of this layout's own parts are touched. Returns what was removed."""
-    keep = set(writing)
-    names = set(earlier)
+    """Remove the earlier manifest under this layout's name, then every file of the earlier drop (named by
+    that manifest, or by `earlier`: relative names from the history), with their checksum sidecars, also
+    those this run writes again: a crash between this run's parts then leaves only its own parts, never a
+    folder holding parts of two runs (I5). Only names of this layout's own parts are touched. Returns
+    what was removed."""
+    names = set(earlier) | {name for name in writing if destination.size(name) is not None}
     document = manifest_document(destination, layout)
     removed = []
     if document is not None or destination.size(layout.manifest_name) is not None:
@@ -70,7 +115,7 @@ def replace_earlier_drop(
                 names.add(relative_name(layout, entry["name"]))
         destination.remove(layout.manifest_name)
         removed.append(layout.manifest_name)
-    for name in sorted(names - keep):
+    for name in sorted(names):
         if not layout.is_part_name(name):
             continue
         progress(f"removing {name}, left by an earlier drop")
