@@ -56,6 +56,7 @@ from directmail.history import DELIVERED, DELIVERING, EMPTY, FAILED, History, Ru
 from directmail.journal import FILES_LANDED, Journal, journal_path
 from directmail.layout import FileLayout
 from directmail.locking import warehouse_lock
+from directmail.namecollisions import campaign_layout
 from directmail.preview import excluded_rows, preview_lines
 from directmail.project import Project
 from directmail.rules import TEST_PROFILES_VAR, Relations, resolve_rules, test_profile_relations
@@ -679,17 +680,7 @@ class CampaignRun:
 
     def _layout_of(self, campaign: Campaign, run_time: datetime) -> FileLayout:
         """The names a run of `campaign` at `run_time` writes (this run's, or a crashed one's)."""
-        configuration = self.project.config.configurations.get(campaign.spec.configuration)
-        routing = self.project.config.routing.get(configuration.routing) if configuration else None
-        return FileLayout(
-            campaign.spec.file_name,
-            run_time,
-            append_timestamp=campaign.spec.append_timestamp,
-            compressed=configuration is not None and configuration.compression == "gzip",
-            encrypted=getattr(routing, "encryption_key", None) is not None,
-            campaign=campaign.name,
-            configuration=campaign.spec.configuration,
-        )
+        return campaign_layout(campaign, self.project.config, run_time)
 
     def _journal(self) -> Journal:
         return Journal(journal_path(self.project.dbt.target_info(), self.project.directory))

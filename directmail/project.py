@@ -9,6 +9,7 @@ from directmail.builder import DbtProject
 from directmail.campaign import Campaign, check_against_config, parse_campaign_spec
 from directmail.config import CONFIG_FILE, DirectMailConfig, config_warnings, load_config
 from directmail.errors import ConfigError, Finding
+from directmail.namecollisions import collision_findings
 from directmail.parsecache import NodeInfo
 
 
@@ -91,6 +92,8 @@ def load_project(directory: Path, target: str | None = None) -> Project:
     if config is not None:
         for campaign in campaigns.values():
             _add(by_campaign, campaign.name, check_against_config(campaign, config))
+        for name, collisions in collision_findings(campaigns, config, directory).items():
+            _add(by_campaign, name, collisions)
         if config.consent is not None:
             node = _find_node(nodes, config.consent.model)
             if node is None:
