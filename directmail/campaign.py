@@ -18,6 +18,7 @@ from pydantic import (
 from directmail.config import CONFIG_FILE, DirectMailConfig, FrequencyCap, Status, StrictModel
 from directmail.errors import Finding
 from directmail.filenames import path_problem, template_problem
+from directmail.layout import name_length_problem
 from directmail.schedule import Schedule, cron_problem  # noqa: F401  (cron_problem: part of this module's API)
 from directmail.valuechecks import control_problem
 from directmail.yamlfile import findings_from_validation_error
@@ -141,9 +142,16 @@ def parse_campaign_spec(name: str, meta: object, yaml_file: str) -> tuple[Campai
     if not isinstance(meta, dict):
         return None, [Finding(yaml_file, prefix, "must be a mapping")]
     try:
-        return CampaignSpec.model_validate(meta), []
+        spec = CampaignSpec.model_validate(meta)
     except ValidationError as exc:
         return None, findings_from_validation_error(exc, yaml_file, prefix)
+    try:  # the names a run writes from it, with this campaign's and configuration's names filled in
+        problem = name_length_problem(spec.file_name, name, spec.configuration, spec.append_timestamp)
+    except ValueError as exc:  # the campaign or configuration name makes the expanded name unsafe
+        problem = str(exc)
+    if problem:
+        return None, [Finding(yaml_file, f"{prefix}.file_name", problem)]
+    return spec, []
 
 
 def check_against_config(campaign: Campaign, config: DirectMailConfig) -> list[Finding]:

@@ -9,19 +9,33 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 PLACEHOLDERS = ("campaign", "configuration", "run_date", "run_time")
 _LISTED = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+# Control (Cc), invisible format (Cf: zero-width space, bidi overrides, BOM), line and paragraph separators
+# (Zl, Zp), and lone surrogates (Cs, which UTF-8 cannot hold): a name a person cannot read as it is.
+_REFUSED_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+
+
+def _refused_characters(value: str) -> list[str]:
+    return list(dict.fromkeys(c for c in value if unicodedata.category(c) in _REFUSED_CATEGORIES))
 
 
 def path_problem(value: str) -> str | None:
     """Why `value` is not a safe relative file path, or None."""
     if not value or value.strip() != value:
         return "file_name must be a non-empty relative path without surrounding spaces"
-    if "\\" in value or any(ord(c) < 32 for c in value):
-        return "file_name must use / between folders and hold no control characters"
+    if "\\" in value:
+        return "file_name must use / between folders, not \\"
+    if refused := _refused_characters(value):
+        codes = ", ".join(f"U+{ord(c):04X}" for c in refused)
+        return (
+            f"file_name holds {codes}: no control, invisible format, line or paragraph separator character "
+            "(Unicode categories Cc, Cf, Zl, Zp)"
+        )
     path = PurePosixPath(value)
     if path.is_absolute() or re.match(r"^[A-Za-z]:", value):
         return "file_name must be relative, not absolute"

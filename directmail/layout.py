@@ -11,6 +11,12 @@ from pathlib import PurePosixPath
 
 from directmail.filenames import expand_file_name
 
+# What a folder or file name may hold (ext4, XFS, APFS, NTFS…) and a whole name (an S3 key), in UTF-8 bytes.
+MAX_COMPONENT_BYTES = 255
+MAX_NAME_BYTES = 1024
+# Local folders and SFTP write a file under this name beside its final one, then rename it.
+TEMPORARY_NAME = ".{}.partial"
+
 
 @dataclass(frozen=True)
 class FileLayout:
@@ -69,3 +75,53 @@ class FileLayout:
 
 def part_count(rows: int, split_threshold: int) -> int:
     return max(1, -(-rows // split_threshold))
+
+
+def name_length_problem(
+    file_name: str, campaign: str, configuration: str, append_timestamp: bool
+) -> str | None:
+    """Why a name a run could write from `file_name` would be too long, or None.
+
+    The longest names a run can write are measured: the part suffix (_001), the timestamp (with
+    append_timestamp), .gz, .gpg, the .sha256 sidecar and the manifest, each under its temporary name.
+    {run_date} and {run_time} always expand to the same length; {campaign} and {configuration} are known.
+    """
+    layout = FileLayout(
+        file_name,
+        datetime(2000, 1, 1),
+        append_timestamp=append_timestamp,
+        compressed=True,
+        encrypted=True,
+        campaign=campaign,
+        configuration=configuration,
+    )
+    part = layout.part_name(1, 2)
+    for written in (FileLayout.checksum_name(part), layout.manifest_name):
+        path = PurePosixPath(written)
+        temporary = str(path.with_name(TEMPORARY_NAME.format(path.name)))
+        size = len(temporary.encode("utf-8"))
+        if size > MAX_NAME_BYTES:
+            return (
+                f"file_name would give a name of {size} bytes in UTF-8 ('{_shortened(temporary)}': the "
+                "longest a run writes, under its temporary name); a whole name, folders included, holds at "
+                f"most {MAX_NAME_BYTES}"
+            )
+        *folders, last = PurePosixPath(temporary).parts
+        for folder in folders:
+            if (size := len(folder.encode("utf-8"))) > MAX_COMPONENT_BYTES:
+                return (
+                    f"file_name has a folder name of {size} bytes in UTF-8 once expanded "
+                    f"('{_shortened(folder)}'); a folder name holds at most {MAX_COMPONENT_BYTES}"
+                )
+        if (size := len(last.encode("utf-8"))) > MAX_COMPONENT_BYTES:
+            return (
+                f"file_name would give a file name of {size} bytes in UTF-8 ('{_shortened(last)}': the "
+                "longest a run writes, with the part number, the timestamp if append_timestamp, .gz, .gpg "
+                "and .sha256 or .manifest.json, under its temporary name "
+                f"{TEMPORARY_NAME.format('<name>')}); a file name holds at most {MAX_COMPONENT_BYTES}"
+            )
+    return None
+
+
+def _shortened(text: str, keep: int = 24) -> str:
+    return text if len(text) <= 2 * keep + 1 else f"{text[:keep]}…{text[-keep:]}"
