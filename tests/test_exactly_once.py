@@ -31,12 +31,17 @@ PENDING = "select (select count(*) from direct_mail.send_rows) - (select count(*
 
 
 def run_with_fault(
-    kit: Kit, fault: str, meta: dict = META, configuration: dict = SPLIT, routing: dict | None = None
+    kit: Kit,
+    fault: str,
+    meta: dict = META,
+    configuration: dict = SPLIT,
+    routing: dict | None = None,
+    run_time: str = RUN_TIME,
 ) -> subprocess.CompletedProcess:
     """Run the campaign in a child process that SIGKILLs itself at `fault` ("after:<name>" or
     "before:<name>", a destination-relative file name)."""
     spec = {"directory": str(kit.directory), "meta": meta, "configuration": configuration}
-    spec |= {"routing": routing, "fault": fault, "run_time": RUN_TIME}
+    spec |= {"routing": routing, "fault": fault, "run_time": run_time}
     return subprocess.run(
         [sys.executable, "-m", "tests.fault_run", json.dumps(spec)],
         cwd=REPO,
@@ -138,6 +143,36 @@ def test_killed_between_two_parts_is_delivered_again_and_the_crashed_parts_do_no
         "files": [("out.csv", 1500)],
         "pending": [(0,)],
     }
+
+
+def test_a_later_run_id_killed_between_parts_leaves_no_part_of_an_earlier_crashed_run_beside_its_own(kit):
+    """I5: run A dies before its manifest (parts 1 and 2 landed); run B, a later slot under the same
+    names, settles A and removes its parts before its own first part, then dies before its second: the
+    folder holds B's part 1 alone, never A's part 2 beside it."""
+    kit.rows(5000)
+    a = run_with_fault(kit, "before:out_003.csv", run_time="2026-11-23T05:00:00Z")
+    assert a.returncode == -signal.SIGKILL, a.stderr
+    assert sorted(kit.landing()) == [f"out_00{i}.csv{ext}" for i in (1, 2) for ext in ("", ".sha256")]
+    a_part_2 = kit.landing()["out_002.csv"]
+
+    b = run_with_fault(kit, "before:out_002.csv", run_time="2026-11-23T08:00:00Z")
+    assert b.returncode == -signal.SIGKILL, b.stderr
+    assert sorted(kit.landing()) == ["out_001.csv", "out_001.csv.sha256"]
+    assert kit.sql("select run_id, status from direct_mail.runs order by run_id") == [
+        ("campaign@2026-11-23T05:00:00Z", "failed"),  # settled by B: its drop never completed
+        ("campaign@2026-11-23T08:00:00Z", "delivering"),
+    ]
+
+    record = kit.run(kit.project(META, SPLIT), run_time="2026-11-23T08:00:00Z")
+    assert (record.status, record.attempt, record.exported) == ("delivered", 2, 5000)
+    files = kit.landing()
+    assert sorted(files) == [
+        "out.manifest.json",
+        *(f"out_00{i}.csv{ext}" for i in (1, 2, 3) for ext in ("", ".sha256")),
+    ]
+    assert json.loads(files["out.manifest.json"])["run_id"] == "campaign@2026-11-23T08:00:00Z"
+    assert files["out_002.csv"] == a_part_2  # the same rows again, now B's and announced
+    assert kit.sql("select count(*), count(distinct profile_id) from direct_mail.sends") == [(5000, 5000)]
 
 
 def test_a_replaced_drop_with_fewer_parts_leaves_no_part_of_the_earlier_one(kit):
