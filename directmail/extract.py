@@ -19,7 +19,7 @@ from directmail.campaign import Campaign, SortKey, written_columns
 from directmail.config import AddressSource, ConsentSource, FrequencyCap, SuppressionSource
 from directmail.history import PENDING_STATUSES, RETURNS, RUNS, SEND_ROWS, SENDS
 from directmail.reasons import REASONS
-from directmail.textformat import LineEncoder
+from directmail.textformat import FORMULA_STARTS, LineEncoder
 from directmail.valuechecks import ValueChecks
 from directmail.warehouse import Warehouse
 
@@ -29,8 +29,6 @@ REASON = "_dm_reason"
 DETAIL = "_dm_detail"
 LINE = "_dm_line"
 EXPORTED = "exported"
-# A spreadsheet runs a cell starting with one of these as a formula (escape_formulas).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 UNKNOWN_ADDRESS = "address:not_validated"
 # A profile with several returns is suppressed under the gravest: its detail is `return:<reason>`.
 RETURN_REASONS_BY_GRAVITY = ("deceased", "refused", "moved", "undeliverable")

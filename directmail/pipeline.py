@@ -705,12 +705,17 @@ class CampaignRun:
 
     def _encoder(self) -> LineEncoder:
         configuration = self.configuration
+        encoder: LineEncoder
         if configuration.format == "fixed_width":
             plan = self.plan
-            return fixed_width_encoder(
+            encoder = fixed_width_encoder(
                 self.campaign, plan.labels, plan.types, configuration.newline, configuration.encoding
             )
-        return LineEncoder(configuration.field_separator, configuration.newline, configuration.encoding)
+        else:
+            separator, newline = configuration.field_separator, configuration.newline
+            encoder = LineEncoder(separator, newline, configuration.encoding)
+        encoder.escape_formulas = configuration.escape_formulas  # the header row and the notes
+        return encoder
 
     def _routing(self) -> Routing | None:
         return self.project.config.routing.get(self.routing_name)

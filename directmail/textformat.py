@@ -17,13 +17,23 @@ if TYPE_CHECKING:
     from directmail.warehouse import SqlDialect
 
 BOM = b"\xef\xbb\xbf"
+# A spreadsheet runs a cell starting with one of these as a formula (escape_formulas).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def formula_escaped(text: str) -> str:
+    """`text` with a leading ' if a spreadsheet would run it as a formula (contract 2, escape_formulas)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 class LineEncoder:
-    def __init__(self, separator: str, newline: str, encoding: str):
+    def __init__(self, separator: str, newline: str, encoding: str, escape_formulas: bool = False):
         self.separator = separator
         self.newline = newline
         self.encoding = encoding
+        # The header row and the notes a spreadsheet would run get their ' here; values get theirs in
+        # the warehouse (extract.plan_extract).
+        self.escape_formulas = escape_formulas
         self._needs_quotes = re.compile(f'[{re.escape(separator)}"\r\n]')
 
     @property
@@ -38,6 +48,8 @@ class LineEncoder:
 
     def line(self, values: list[str]) -> bytes:
         """One line from Python strings: the header row of labels."""
+        if self.escape_formulas:
+            values = [formula_escaped(v) for v in values]
         return self._encode(self.separator.join(self.field(v) for v in values) + self.newline)
 
     def header(self, labels: list[str]) -> bytes:
@@ -49,8 +61,8 @@ class LineEncoder:
         return dialect.text_line(fields, self.separator, self.newline)
 
     def note(self, text: str) -> bytes:
-        """A header or footer note, written as is (a single line)."""
-        return self._encode(text + self.newline)
+        """A header or footer note, written as is (a single line), with its ' under escape_formulas."""
+        return self._encode((formula_escaped(text) if self.escape_formulas else text) + self.newline)
 
     def lines(self, lines: pa.Array) -> bytes | memoryview:
         """The bytes of finished lines (the warehouse quoted, joined and ended them: text_line); in UTF-8,

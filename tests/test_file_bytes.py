@@ -331,6 +331,51 @@ def test_escape_formulas_prefixes_text_a_spreadsheet_would_run_and_leaves_number
     assert kit.landing()["g.csv"].splitlines()[2] == b"+33 1 23,7,@home"
 
 
+def test_escape_formulas_prefixes_notes_and_header_labels_too(kit):
+    kit.sql(
+        """create table campaign as select * from (values ('P1', '=1+1', 'a'), ('P2', 'x', '@b'))
+        as t(profile_id, "=total", "name, first")"""
+    )
+    meta = {"file_name": "f.csv", "sort_by": ["profile_id"], "header_note": "=cmd|' /C calc'!A0"}
+    project = kit.project(
+        {**meta, "footer_note": "@SUM(1+1)"}, {"escape_formulas": True, "split_threshold": 1}
+    )
+    kit.run(project)
+    files = kit.landing()
+    assert files["f_001.csv"] == (
+        b"'=cmd|' /C calc'!A0\n"  # a note is written as is: its ' only, no quoting
+        b'\'=total,"name, first"\n'
+        b"'=1+1,a\n"
+        b"'@SUM(1+1)\n"
+    )
+    assert files["f_002.csv"] == b"'=cmd|' /C calc'!A0\n'=total,\"name, first\"\nx,'@b\n'@SUM(1+1)\n"
+    notes = [("+1", b"'+1"), ("-", b"'-"), ("\tTAB", b"'\tTAB"), ("END", b"END"), ("a=b", b"a=b")]
+    for day, (note, written) in enumerate(notes, start=10):
+        single = kit.project(
+            {**meta, "file_name": f"n{day}.csv", "header_note": note}, {"escape_formulas": True}
+        )
+        kit.run(single, run_time=f"2026-11-{day}T06:00:00Z")
+        assert kit.landing()[f"n{day}.csv"].splitlines()[0] == written
+    plain = kit.project({**meta, "file_name": "g.csv", "footer_note": "@SUM(1+1)"})
+    kit.run(plain, run_time="2026-11-25T06:00:00Z")
+    assert kit.landing()["g.csv"] == (
+        b"=cmd|' /C calc'!A0\n=total,\"name, first\"\n=1+1,a\nx,@b\n@SUM(1+1)\n"
+    )
+
+
+def test_escape_formulas_prefixes_the_notes_of_a_fixed_width_file_and_its_preview(kit):
+    from directmail.pipeline import CampaignRun, RunOptions, parse_run_time
+
+    kit.sql("create table campaign as select 'P1' as profile_id, '-x' as nom")
+    meta = {"file_name": "w.txt", "header_note": "-HEAD", "footer_note": "+FOOT", "column_widths": {"nom": 4}}
+    project = kit.project(meta, {"format": "fixed_width", "escape_formulas": True})
+    kit.run(project)
+    assert kit.landing()["w.txt"] == b"'-HEAD\n'-x \n'+FOOT\n"
+    options = RunOptions(parse_run_time("2026-11-24T06:00:00Z"), dry_run=True, skip_build=True)
+    lines, _ = CampaignRun(project, "campaign", options).preview(limit=5)
+    assert b"".join(lines) == b"'-HEAD\n'-x \n'+FOOT\n"
+
+
 def test_a_draft_is_previewed_and_dry_run_but_never_delivered(kit):
     from directmail.pipeline import CampaignRun, RunOptions, parse_run_time
 
