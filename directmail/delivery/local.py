@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from directmail.config import LocalRouting, resolve_directory
 from directmail.errors import DeliveryError
+from directmail.layout import TEMPORARY_NAME
 
 
 class LocalDestination:
@@ -19,10 +20,11 @@ class LocalDestination:
         return f"local folder {self.root}"
 
     def put(self, local_path: Path, relative_name: str) -> None:
-        final = self.root / relative_name
-        temporary = final.with_name(f".{final.name}.partial")
+        final = self._inside(relative_name, "deliver")
+        temporary = final.with_name(TEMPORARY_NAME.format(final.name))
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
+            self._inside(relative_name, "deliver")  # a link put in place while the folders were made
             _place(local_path, temporary)
             with temporary.open("rb") as handle:
                 os.fsync(handle.fileno())
@@ -35,22 +37,22 @@ class LocalDestination:
             ) from None
 
     def remove(self, relative_name: str) -> None:
-        (self.root / relative_name).unlink(missing_ok=True)
+        self._inside(relative_name, "remove").unlink(missing_ok=True)
 
     def read(self, relative_name: str) -> bytes | None:
         try:
-            return (self.root / relative_name).read_bytes()
+            return self._inside(relative_name, "read", last=True).read_bytes()
         except (FileNotFoundError, NotADirectoryError):  # nothing there (put reports a folder that is a file)
             return None
 
     def size(self, relative_name: str) -> int | None:
         try:
-            return (self.root / relative_name).stat().st_size
+            return self._inside(relative_name, "read", last=True).stat().st_size
         except (FileNotFoundError, NotADirectoryError):
             return None
 
     def list(self, relative_folder: str) -> list[str]:
-        folder = self.root / relative_folder
+        folder = self._inside(relative_folder, "list", last=True)
         try:
             entries = list(folder.iterdir())
         except (FileNotFoundError, NotADirectoryError):
@@ -65,6 +67,28 @@ class LocalDestination:
 
     def close(self) -> None:
         pass
+
+    def _inside(self, relative_name: str, action: str, last: bool = False) -> Path:
+        """root / relative_name, refused (DeliveryError) if a folder on the way (and, with `last`, the
+        name itself) is a symbolic link leading outside the routing's folder: nothing is written, read or
+        removed there. A link inside the folder is followed; the folder itself may be a link (a mount).
+        Put and remove never follow the last name: they replace or remove the link itself."""
+        root = self.root.resolve()
+        path = self.root
+        parts = PurePosixPath(relative_name).parts
+        for index, part in enumerate(parts):
+            path = path / part
+            if index == len(parts) - 1 and not last:
+                break
+            if not path.is_symlink():
+                continue
+            target = path.resolve()
+            if not target.is_relative_to(root):
+                raise DeliveryError(
+                    f"could not {action} {relative_name} in {self.root}: {path} is a symbolic link to "
+                    f"{target}, outside the routing's folder; nothing is written, read or removed through it"
+                )
+        return self.root / relative_name
 
 
 def _place(local_path: Path, temporary: Path) -> None:
