@@ -407,8 +407,9 @@ def plan_extract(
     spec = campaign.spec
     types = dict(column_types)
     labels = written_columns(campaign, [name for name, _ in column_types])
-    # Every comparison of identities (order, first_value, min) is by code point, on every warehouse.
-    identity = d.code_point_order(f"cast(campaign.{q(spec.identity)} as {d.text_type})")
+    # Every comparison of identities (order, first_value, min) is by code point, on every warehouse. An
+    # empty identity is NULL here, as if missing: its row joins nothing, so the run stops (the row count).
+    identity = d.code_point_order(f"nullif(cast(campaign.{q(spec.identity)} as {d.text_type}), '')")
     staging_table = d.temporary_relation(staging_name)  # it lives as long as the run's connection
 
     def sort_value(column: str) -> str:

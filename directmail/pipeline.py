@@ -388,11 +388,12 @@ class CampaignRun:
             return
         warehouse, column = self._open(), self.campaign.spec.identity
         identity = f"cast({warehouse.dialect.quote(column)} as {warehouse.dialect.text_type})"
+        empty = f"{identity} is null or {identity} = ''"
         repeated = warehouse.query(
-            f"select {identity} as identity, count(*) as n from {relation} "
-            f"group by {identity} having count(*) > 1 or {identity} is null limit 1"
+            f"select {identity} as identity, count(*) as n from {relation} group by {identity} "
+            f"having count(*) > 1 or {empty} order by case when {empty} then 0 else 1 end limit 1"
         ).to_pylist()
-        if repeated and repeated[0]["identity"] is None:
+        if repeated and repeated[0]["identity"] in (None, ""):
             reason = f"the identity column {column} is empty on some rows; it must name every row's profile"
             raise ConfigError([_campaign_finding(self.campaign, "identity", reason)])
         if repeated:

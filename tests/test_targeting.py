@@ -270,6 +270,7 @@ def test_an_addresses_source_with_two_rows_for_a_profile_stops_the_run(kit):
             "is not unique",
         ),
         ("update campaign set profile_id = null where profile_id = 'P6'", "is empty on some rows"),
+        ("update campaign set profile_id = '' where profile_id = 'P6'", "is empty on some rows"),
     ],
 )
 def test_an_identity_on_two_rows_or_on_none_stops_the_run(kit, change, expected):
@@ -285,4 +286,27 @@ def test_an_identity_on_two_rows_or_on_none_stops_the_run(kit, change, expected)
     if expected == "is not unique":
         assert "'P6' is on 2 rows" in finding.reason
     assert not (kit.directory / "landing" / "out.csv").exists()
+    assert kit.sql("select count(*) from direct_mail.sends") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "identities",
+    [
+        ["P1", "", "P3"],  # one empty identity
+        ["P1", "", ""],  # two: empty, not merely repeated
+        ["P1", "P1", ""],  # empty and repeated: the empty one is named
+    ],
+)
+def test_an_empty_string_identity_stops_the_run_like_a_null_one(kit, identities):
+    rows = ", ".join(f"('{identity}', 'name {i}')" for i, identity in enumerate(identities))
+    kit.sql(f"create table campaign as select * from (values {rows}) as t(profile_id, name)")
+    project = kit.project({"file_name": "out.csv"})
+    with pytest.raises(ConfigError) as error:
+        kit.run(project)
+    assert [str(f) for f in error.value.findings] == [
+        "error: models/test.yml: models.campaign.config.meta.direct_mail.identity: the identity column "
+        "profile_id is empty on some rows; it must name every row's profile"
+    ]
+    assert not (kit.directory / "landing").exists()
+    assert kit.sql("select status from direct_mail.runs") == [("failed",)]
     assert kit.sql("select count(*) from direct_mail.sends") == [(0,)]
