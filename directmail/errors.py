@@ -40,6 +40,11 @@ class ExtractInvalid(DirectMailError):
     """The extract failed validation; nothing was delivered."""
 
 
+class StagingFailed(DirectMailError):
+    """The extract could not be staged (a full disk, or another OS error in the staging folder); nothing
+    was delivered and nothing partial was kept."""
+
+
 class DeliveryError(DirectMailError):
     """A file could not be delivered; nothing was left under its final name.
 

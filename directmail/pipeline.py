@@ -40,6 +40,7 @@ from directmail.errors import (
     Finding,
     FutureRunTime,
     Settled,
+    StagingFailed,
 )
 from directmail.extract import (
     EXPORTED,
@@ -66,7 +67,15 @@ from directmail.settlement import earlier_drop_files, settle
 from directmail.textformat import LineEncoder
 from directmail.valuechecks import ValueChecks, header_findings, value_checks
 from directmail.warehouse import Warehouse, open_warehouse, query_labels
-from directmail.writer import FileTexts, PartsWriter, StagedFile, write_checksum, write_manifest
+from directmail.writer import (
+    FileTexts,
+    PartsWriter,
+    StagedFile,
+    os_problem,
+    out_of_space,
+    write_checksum,
+    write_manifest,
+)
 
 STEPS = ("check", "build", "extract", "write", "deliver", "record")
 WORK_DIR = ".directmail"
@@ -364,7 +373,15 @@ class CampaignRun:
         History(warehouse).ensure_tables()
         warehouse.refresh_statistics(campaign.relation)  # just built: the planner has not seen it
         drop_staging(warehouse, self.plan)
-        warehouse.execute(sql)
+        try:
+            warehouse.execute(sql)
+        except Exception as exc:
+            if (problem := out_of_space(exc)) is None:
+                raise
+            raise StagingFailed(
+                f"{self.run_id}: the warehouse ran out of disk space while staging the extract: {problem}; "
+                "nothing delivered"
+            ) from None
         counts, self.record.exclusion_details = reason_summary(warehouse, self.plan)
         self.plan.exported = counts[EXPORTED]
         self.record.targeted = sum(counts.values())
@@ -434,10 +451,24 @@ class CampaignRun:
         return seeds
 
     def write(self) -> None:
-        """Stream, validate and write every part into the staging folder; fail before any delivery."""
-        configuration, spec = self.configuration, self.campaign.spec
+        """Stream, validate and write every part into the staging folder; fail before any delivery. A full
+        disk (or another OS error there) stops the run with one line, the staging folder removed."""
         if self.record.exported == 0 and self._empty_run():
             return
+        try:
+            self._write_staged()
+        except Exception as exc:
+            problem = os_problem(exc) if isinstance(exc, OSError) else out_of_space(exc)
+            if problem is None:
+                raise
+            shutil.rmtree(self.staging_dir, ignore_errors=True)
+            raise StagingFailed(
+                f"{self.run_id}: could not write the extract into the staging folder {self.staging_dir}: "
+                f"{problem}; nothing delivered"
+            ) from None
+
+    def _write_staged(self) -> None:
+        configuration, spec = self.configuration, self.campaign.spec
         shutil.rmtree(self.staging_dir, ignore_errors=True)
         self.staging_dir.mkdir(parents=True)
         encoder = self._encoder()
@@ -462,13 +493,18 @@ class CampaignRun:
         )
         self.progress(f"writing {self.record.exported:,} rows")
         failure_count, failures = 0, ""
-        if self._values_pass(checks):  # nearly every run: no pandera, only the finished lines
-            lines = stream_rows(self._open(), self.plan, encoder, self.options.batch_size, lines_only=True)
-            for batch in lines:
-                writer.write(file_lines(batch))
-        else:  # pandera names every failing value (row, identity, column, reason)
-            failure_count, failures = self._validate_and_write(writer, encoder, checks, widths)
-        staged = writer.close()
+        try:
+            if self._values_pass(checks):  # nearly every run: no pandera, only the finished lines
+                batch_size = self.options.batch_size
+                with stream_rows(self._open(), self.plan, encoder, batch_size, lines_only=True) as rows:
+                    for batch in rows:  # closed on a failure too: the warehouse is free for what follows
+                        writer.write(file_lines(batch))
+            else:  # pandera names every failing value (row, identity, column, reason)
+                failure_count, failures = self._validate_and_write(writer, encoder, checks, widths)
+            staged = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
         self.record.seed_rows = writer.seed_rows * len(staged)
         self._rows_per_part = writer.split_threshold
         if failure_count:
@@ -500,10 +536,11 @@ class CampaignRun:
         validator = ExtractValidator(self.campaign, self.plan.labels, checks.encoding, widths)
         if self.seeds is not None:
             validator.validate(self.seeds.batch)
-        for batch in stream_rows(self._open(), self.plan, encoder, self.options.batch_size):
-            validator.validate(batch)
-            if validator.failure_count == 0:
-                writer.write(file_lines(batch))
+        with stream_rows(self._open(), self.plan, encoder, self.options.batch_size) as batches:
+            for batch in batches:
+                validator.validate(batch)
+                if validator.failure_count == 0:
+                    writer.write(file_lines(batch))
         return validator.failure_count, validator.describe_failures()
 
     def _empty_run(self) -> bool:

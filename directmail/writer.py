@@ -7,9 +7,12 @@ is delivered.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import BinaryIO
@@ -109,6 +112,16 @@ class PartsWriter:
             self._close_part()
         return self.files
 
+    def abort(self) -> None:
+        """After a failure (a full disk): close the open part without keeping it, so that nothing is
+        flushed into it again later; the caller removes the staging folder."""
+        compressed = self._out if self._out is not self._hashing else None
+        for handle in (compressed, self._raw):
+            if handle is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    handle.close()
+        self._out = self._raw = self._hashing = None
+
     def _open_next_part(self) -> None:
         self._index += 1
         name = self.layout.part_name(self._index, self.parts)
@@ -145,6 +158,26 @@ class PartsWriter:
             self._hashing.sha.hexdigest(),
         )
         self._out = self._raw = self._hashing = None
+
+
+# How a warehouse says its disk is full: an OS error's text (DuckDB's IO Error, PostgreSQL's "could not
+# write"), or DuckDB's limit on spilled data, which by default is the free space of its temp_directory.
+_OUT_OF_SPACE = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT), "max_temp_directory_size")
+
+
+def out_of_space(exc: BaseException) -> str | None:
+    """The first line of an error that says the disk is full, or None."""
+    if isinstance(exc, OSError):
+        return os_problem(exc) if exc.errno in (errno.ENOSPC, errno.EDQUOT) else None
+    text = str(exc)
+    return text.splitlines()[0] if any(marker in text for marker in _OUT_OF_SPACE) else None
+
+
+def os_problem(exc: OSError) -> str:
+    """An OS error in one line: its reason and errno name (`No space left on device (ENOSPC)`)."""
+    name = errno.errorcode.get(exc.errno or 0)
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{reason} ({name})" if name else reason
 
 
 def write_checksum(staging_dir: Path, staged: StagedFile) -> Path:
