@@ -10,7 +10,7 @@ placeholder, a timestamp or a part suffix fills with any digit, and the others a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -103,8 +103,8 @@ def collision_findings(
                 "the other's delivered drop; give each campaign its own names (a {campaign} placeholder "
                 "or another folder)"
             )
-            level = "error" if active else "warning"
+            finding = Finding(campaign.yaml_file, campaign.key("file_name"), reason)
             found.setdefault(campaign.name, []).append(
-                Finding(campaign.yaml_file, campaign.key("file_name"), reason, level)
+                finding if active else replace(finding, level="warning")
             )
     return found

@@ -92,8 +92,8 @@ def load_project(directory: Path, target: str | None = None) -> Project:
     if config is not None:
         for campaign in campaigns.values():
             _add(by_campaign, campaign.name, check_against_config(campaign, config))
-        for name, collisions in collision_findings(campaigns, config, directory).items():
-            _add(by_campaign, name, collisions)
+        for colliding, collisions in collision_findings(campaigns, config, directory).items():
+            _add(by_campaign, colliding, collisions)
         if config.consent is not None:
             node = _find_node(nodes, config.consent.model)
             if node is None:

@@ -211,7 +211,8 @@ def test_probe_leaves_nothing_in_the_container(azurite, container, monkeypatch, 
 
 def _settle_and_replace(kit, routing: dict, holds) -> None:
     """Killed after the manifest: the re-run settles from what the store holds and sends nothing; a later
-    drop with fewer parts leaves no part of the earlier one."""
+    drop with fewer parts, replacing it on purpose (on_existing: replace), leaves no part of the earlier
+    one, which is recorded superseded."""
     import signal
 
     from directmail.errors import Settled
@@ -230,9 +231,15 @@ def _settle_and_replace(kit, routing: dict, holds) -> None:
     assert kit.sql("select count(distinct profile_id) from direct_mail.sends") == [(700,)]
 
     kit.sql("delete from campaign where profile_id >= 'P000000250'")
-    kit.run(project, run_time="2026-11-24T06:00:00Z")
+    replacing = kit.project(META, {**CONFIGURATION, "on_existing": "replace"}, routing=routing)
+    kit.run(replacing, run_time="2026-11-24T06:00:00Z")
     names = sorted(name.rsplit("/", 1)[-1] for name in holds())
     assert names == ["catalog.csv.gz", "catalog.csv.gz.sha256", "catalog.manifest.json"]
+    assert kit.sql("select status from direct_mail.runs order by run_time") == [
+        ("superseded",),
+        ("delivered",),
+    ]
+    assert kit.sql("select count(distinct profile_id) from direct_mail.sends") == [(250,)]
 
 
 def test_s3_settles_a_crashed_run_and_replaces_an_earlier_drop(kit, s3, s3_credentials):

@@ -198,6 +198,7 @@ def test_escape_formulas_prefix_counts_toward_the_width_and_numbers_stay(kit):
     run_fixed(kit, meta, {"escape_formulas": True})
     assert kit.landing()["f.txt"] == b"'=SUM -5\nok    12\n"
 
+    kit.take_drop()
     narrow = {**meta, "column_widths": {"name": 4, "n": 3}}  # '=SUM fits, but not once escaped
     with pytest.raises(
         ExtractInvalid, match=r"row 1 \(identity P1\), column 'name': 5 characters, wider than"

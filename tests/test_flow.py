@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+
+import duckdb
 
 from tests.conftest import REPO, latest_artifact
 
@@ -182,8 +184,14 @@ def test_a_delivery_publishes_the_changes_and_explain_answers_from_the_flow(pref
     )
     with (sample_project / "seeds" / "suppression_list.csv").open("a", encoding="utf-8") as seed:
         seed.writelines(f"do_not_mail,{profile},,,,,,,2026-11-25\n" for (profile,) in mailed)
-    # a week after the pieces were sent (now), so that the campaign's 6-day frequency cap has passed
-    later = f"{datetime.now(UTC) + timedelta(days=7):%Y-%m-%dT%H:%M:%SZ}"
+    # The first drop as if delivered at its run time, 11 days or more ago: the campaign's 6-day frequency
+    # cap, which counts delivery times near now too (I2), has passed for a run now.
+    with duckdb.connect(str(sample_project / "warehouse" / "directmail.duckdb")) as con:
+        con.execute(
+            "update direct_mail.send_rows set sent_at = ?::timestamp where run_id = ?",
+            [RUN_TIME.rstrip("Z"), first.run_id],
+        )
+    later = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
     second = run_campaign_flow("winter_catalog", later, str(sample_project))
     assert second.status == "delivered"
 
