@@ -63,7 +63,9 @@ java:  ## Java 17, which Spark runs on (Debian's openjdk-17-jre-headless, when n
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
 	fi
 
-sample: setup $(LOCAL_POSTGRES) $(LOCAL_SPARK)  ## (Re)generate the sample CRM into warehouse/directmail.duckdb (TARGET=postgres: the PG* database; TARGET=spark: warehouse/spark)
+sample: setup $(LOCAL_POSTGRES) $(LOCAL_SPARK)  ## (Re)generate the sample CRM into warehouse/directmail.duckdb (TARGET=postgres: the PG* database; TARGET=spark: warehouse/spark), with a new history: the demo's landing/ folder and the landing journals go too
+	@# A new history beside the drops of an old one would stop every run under the same names (I1).
+	rm -rf landing warehouse/*.directmail-journal .directmail/warehouse-*.directmail-journal
 ifeq ($(TARGET),duckdb)
 	$(RUN) python -m sampledata.generate --database warehouse/directmail.duckdb --profiles $(PROFILES)
 else

@@ -47,13 +47,16 @@ class Landed:
     manifest: str  # the marker's relative name ('' without manifests: the last file put)
     landed_at: str
     event: str = LANDED
+    started: str = ""  # the attempt's delivery_started_at, to the second: see `_started`
 
 
 class Journal:
     def __init__(self, path: Path):
         self.path = path
 
-    def record(self, run_id: str, attempt: int, manifest: str, event: str = LANDED) -> None:
+    def record(
+        self, run_id: str, attempt: int, manifest: str, started: datetime | None, event: str = LANDED
+    ) -> None:
         """Append and fsync one line: this attempt's drop is complete at the destination (or, with
         FILES_LANDED, all but its manifest is)."""
         line = {
@@ -62,6 +65,7 @@ class Journal:
             "manifest": manifest,
             "landed_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "event": event,
+            "started": _started(started),
         }
         new = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,9 +76,15 @@ class Journal:
         if new:  # the file's own entry in its folder must survive a power loss too
             _fsync_folder(self.path.parent)
 
-    def state(self, run_id: str, attempt: int) -> str | None:
-        """How far the attempt's drop got by the journal: LANDED, FILES_LANDED or None."""
-        events = {e.event for e in self._entries() if e.run_id == run_id and e.attempt == attempt}
+    def state(self, run_id: str, attempt: int, started: datetime | None) -> str | None:
+        """How far the attempt's drop got by the journal: LANDED, FILES_LANDED or None. Only lines of
+        this very attempt count: a warehouse made again (`make sample`) starts its run ids and attempts
+        over beside a journal that may still hold the old ones, with other delivery start times."""
+        events = {
+            e.event
+            for e in self._entries()
+            if e.run_id == run_id and e.attempt == attempt and e.started in ("", _started(started))
+        }
         return LANDED if LANDED in events else FILES_LANDED if FILES_LANDED in events else None
 
     def _entries(self) -> list[Landed]:
@@ -89,6 +99,11 @@ class Journal:
             except (ValueError, TypeError):
                 continue
         return entries
+
+
+def _started(moment: datetime | None) -> str:
+    """To the second: every engine keeps at least that of the delivery start it stores."""
+    return "" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _fsync_folder(folder: Path) -> None:

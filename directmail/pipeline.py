@@ -366,8 +366,15 @@ class CampaignRun:
             "__test_profiles" if self.options.test_profiles else ""
         )
         rules = self._rules()
+        configuration = self.configuration
         self._plan, sql = plan_extract(
-            warehouse, campaign, column_types, rules, staging_name, self.configuration.escape_formulas
+            warehouse,
+            campaign,
+            column_types,
+            rules,
+            staging_name,
+            configuration.escape_formulas,
+            configuration.value_formats,
         )
         self.progress("excluding, de-duplicating and ordering in the warehouse")
         History(warehouse).ensure_tables()
@@ -445,7 +452,10 @@ class CampaignRun:
         if name is None:
             return None
         relation = self._relations.of_node(self.project.seeds[name])
-        seeds = read_seed_rows(self._open(), relation, self.campaign, self.plan.labels, self._encoder())
+        formats = self.configuration.value_formats
+        seeds = read_seed_rows(
+            self._open(), relation, self.campaign, self.plan.labels, self._encoder(), formats
+        )
         if findings := seeds.findings(self.campaign, self.configuration.split_threshold):
             raise ConfigError(findings)
         return seeds
@@ -604,11 +614,13 @@ class CampaignRun:
         if self.configuration.manifest:
             manifest = write_manifest(self.staging_dir, self.layout, self.manifest())
             marker = self.layout.manifest_name
-            self._journal().record(self.run_id, self.record.attempt, marker, FILES_LANDED)
+            self._journal().record(
+                self.run_id, self.record.attempt, marker, self.record.delivery_started_at, FILES_LANDED
+            )
             destination.put(manifest, marker)
         # I4: the drop is complete; say so locally before the history commit, since from now on the mail
         # house may take the files and the destination can no longer tell.
-        self._journal().record(self.run_id, self.record.attempt, marker)
+        self._journal().record(self.run_id, self.record.attempt, marker, self.record.delivery_started_at)
 
     def record_run(self) -> None:
         """One statement: the run `delivered`, this attempt's rows the ones `sends` and `exclusions` show."""

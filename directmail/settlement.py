@@ -34,7 +34,7 @@ def settle(
     The journal is read first (I4): once it says the drop landed, the mail house may already have taken
     the files. `by`: the run id settling another run id's attempt (which, not landed, stops being
     settleable); None when the run id settles its own earlier attempt (it delivers again)."""
-    state = journal.state(previous.run_id, previous.attempt)
+    state = journal.state(previous.run_id, previous.attempt, previous.delivery_started_at)
     if state != LANDED and not _at_destination(previous, open_destination, layout, with_manifest, state):
         if by is None:
             history.discard_pending(previous)
