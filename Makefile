@@ -73,10 +73,15 @@ else
 	$(RUN) dbt seed --target $(TARGET) --profiles-dir . --quiet
 endif
 
+# The demo's runs are scheduled slots of each campaign (Monday 06:00 Paris; the 1st, 07:30 London), so the
+# README's quick start, run after it, names the same run ids.
+DEMO_WINTER_SLOT := 2026-11-30T05:00:00Z
+DEMO_LAPSED_SLOT := 2026-12-01T07:30:00Z
+
 demo: sample  ## Sample warehouse → both sample campaigns → files in landing/ → report → a proof (TARGET=postgres: the PG* database; TARGET=spark: a local Spark)
 	$(RUN) directmail $(TARGET_OPTION) validate
-	$(RUN) directmail $(TARGET_OPTION) run winter_catalog
-	$(RUN) directmail $(TARGET_OPTION) run lapsed_postcard
+	$(RUN) directmail $(TARGET_OPTION) run winter_catalog --run-time $(DEMO_WINTER_SLOT)
+	$(RUN) directmail $(TARGET_OPTION) run lapsed_postcard --run-time $(DEMO_LAPSED_SLOT)
 	$(RUN) directmail $(TARGET_OPTION) list
 	$(RUN) directmail $(TARGET_OPTION) report lapsed_postcard
 	@echo; echo "A proof of lapsed_postcard for the test personas (seeds/test_profiles.csv):"

@@ -22,6 +22,7 @@ from directmail.errors import AlreadyDelivered, ConfigError, DirectMailError, Fi
 if TYPE_CHECKING:  # imported where used: `--help` stays fast
     from directmail.builder import DbtProject, TargetInfo
     from directmail.campaign import Schedule
+    from directmail.history import RunRecord
     from directmail.pipeline import RunOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
@@ -436,12 +437,26 @@ def preview(
         errors.print(
             f"test profile {row['identity']} not in the file: {row['reason']}{detail}", highlight=False
         )
+    if not test_profiles and run.record.exported == 0:
+        errors.print(_nobody_to_export(run.record, run.run_id), highlight=False, markup=False)
     data = b"".join(lines)
     if raw:
         sys.stdout.buffer.write(data)
         return
     text = data.decode(run.configuration.encoding.replace("utf-8-sig", "utf-8"))
     sys.stdout.write(text.replace("\r\n", "\n"))
+
+
+def _nobody_to_export(record: RunRecord, run_id: str) -> str:
+    """Why a preview shows no data row: the counts a run at that time would record."""
+    counts = [(reason, n) for reason, n in record.excluded.items() if n]  # the holdout is one of them
+    reasons = ", ".join(f"{n:,} {reason}" for reason, n in counts) or "nothing"
+    campaign = record.campaign
+    return (
+        f"{run_id}: no row to export ({record.targeted:,} targeted; excluded: {reasons}); only the notes, "
+        f"header and seed rows are shown. `directmail explain {campaign} IDENTITY` says why for one "
+        "profile; `--run-time` previews another run time"
+    )
 
 
 @app.command()
