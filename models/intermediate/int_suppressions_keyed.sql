@@ -1,6 +1,8 @@
 {#-
     Suppression entries ready to match: by profile_id, and by household_key (the normalized address),
     so that "moved away" or "deceased" at an address suppresses it however the CRM spells it.
+    is_address_pending: the entry has an address (int_addresses_collected collects it) with no
+    validation result yet, so no household key until `directmail addresses validate` or a run.
 -#}
 with
 
@@ -22,6 +24,10 @@ keyed as (
         entries.list_name,
         entries.profile_id,
         validated.household_key,
+        (
+            entries.address_line_1 is not null
+            and validated.address_key is null
+        ) as is_address_pending,
         entries.added_on
 
     from entries
