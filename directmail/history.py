@@ -479,7 +479,9 @@ class History:
             conditions.append("run_id = ?")
             params.append(run_id)
         where = f"where {' and '.join(conditions)}" if conditions else ""
-        sql = f"select * from {RUNS} {where} order by started_at desc limit {int(limit)}"
+        # The latest run is the one of the latest run time, for every command (report, list, diff, explain):
+        # the moment its audience was taken, not when it was executed.
+        sql = f"select * from {RUNS} {where} order by run_time desc, started_at desc limit {int(limit)}"
         return [RunRecord.from_row(row) for row in self.warehouse.rows(sql, params)]
 
     def latest_delivery(self, campaign: str) -> RunRecord | None:

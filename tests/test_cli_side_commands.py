@@ -196,3 +196,25 @@ def test_an_unreadable_run_time_is_a_usage_error(tmp_path, command):
     result = directmail(tmp_path, command, "winter_catalog", "--run-time", "next monday")
     assert result.returncode == 2
     assert "error: --run-time: Invalid isoformat string: 'next monday'" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_latest_run_is_the_latest_run_time_whenever_it_was_executed(generated_project):
+    """An earlier slot run after a later one (a catch-up, a retry) is not the latest for report and list,
+    as it is not for diff and explain."""
+    with DuckDBWarehouse(database(generated_project)) as warehouse:
+        history = History(warehouse)
+        history.ensure_tables()
+        history.save_run(record(LATEST, 23, []))
+        caught_up = record(EARLIER, 16, [])
+        caught_up.started_at = caught_up.finished_at = datetime(
+            2026, 11, 24, 9
+        )  # executed a day after LATEST
+        history.save_run(caught_up)
+
+    listed = directmail(generated_project, "list")
+    assert f"last run: {LATEST} delivered, 1,234 rows" in listed.stdout.splitlines(), listed.stdout
+    reported = directmail(generated_project, "report", "lapsed_postcard")
+    lines = reported.stdout.splitlines()
+    assert lines[0] == f"run: {LATEST}"
+    assert f"{EARLIER}: delivered, targeted 1,500, exported 1,234, finished 2026-11-24 09:00:00" in lines
