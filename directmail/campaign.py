@@ -144,7 +144,7 @@ def parse_campaign_spec(name: str, meta: object, yaml_file: str) -> tuple[Campai
     try:
         spec = CampaignSpec.model_validate(meta)
     except ValidationError as exc:
-        return None, findings_from_validation_error(exc, yaml_file, prefix)
+        return None, findings_from_validation_error(exc, yaml_file, prefix, CampaignSpec)
     try:  # the names a run writes from it, with this campaign's and configuration's names filled in
         problem = name_length_problem(spec.file_name, name, spec.configuration, spec.append_timestamp)
     except ValueError as exc:  # the campaign or configuration name makes the expanded name unsafe

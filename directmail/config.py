@@ -260,7 +260,7 @@ def load_config(project_dir: Path) -> DirectMailConfig:
     try:
         config = DirectMailConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(findings_from_validation_error(exc, CONFIG_FILE)) from None
+        raise ConfigError(findings_from_validation_error(exc, CONFIG_FILE, model=DirectMailConfig)) from None
     findings = config.cross_check()
     if any(f.level == "error" for f in findings):
         raise ConfigError(findings)

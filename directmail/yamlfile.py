@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from directmail.errors import ConfigError, Finding
+from directmail.suggestions import did_you_mean, expected_values, keys_at
 
 
 def load_yaml_mapping(path: Path, display_name: str) -> dict[str, Any]:
@@ -27,12 +29,15 @@ def load_yaml_mapping(path: Path, display_name: str) -> dict[str, Any]:
     return data
 
 
-def findings_from_validation_error(exc, file: str, prefix: str = "") -> list[Finding]:
-    """pydantic errors → findings. Only the error's own text is used, never the offending input."""
+def findings_from_validation_error(
+    exc, file: str, prefix: str = "", model: type[BaseModel] | None = None
+) -> list[Finding]:
+    """pydantic errors → findings. The offending input is never shown; with the model, a mistyped key or
+    value gets the closest one it accepts as a suggestion."""
     findings = []
-    for error in exc.errors(include_input=False, include_url=False):
+    for error in exc.errors(include_url=False):
         key = ".".join(str(part) for part in error["loc"] if part not in _ROUTING_TAGS)
-        reason = _reason(error)
+        reason = _reason(error) + _suggestion(error, model)
         findings.append(Finding(file, ".".join(p for p in (prefix, key) if p), reason))
     return findings
 
@@ -51,3 +56,14 @@ def _reason(error: dict) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     return message
+
+
+def _suggestion(error: dict, model: type[BaseModel] | None) -> str:
+    """Only for an unknown key (the key is the user's own word) and a value outside a fixed set of
+    choices (never a secret): the input is compared, not shown."""
+    kind, typed = error["type"], error.get("input")
+    if kind == "extra_forbidden" and model is not None and error["loc"]:
+        return did_you_mean(str(error["loc"][-1]), keys_at(model, tuple(error["loc"][:-1])))
+    if kind == "literal_error" and isinstance(typed, str):
+        return did_you_mean(typed, expected_values(error.get("ctx")))
+    return ""

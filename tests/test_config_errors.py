@@ -272,7 +272,8 @@ def test_campaign_meta_errors_name_the_model_yaml_and_key(changes, key, reason):
         ("99 99 * * *", "cron '99 99 * * *' is not valid: Bad minute"),
         ("0 24 * * *", "cron '0 24 * * *' is not valid: Bad hour"),
         ("*/0 6 * * *", "cron '*/0 6 * * *' is not valid: Bad minute"),
-        ("0 6 31 2 *", "cron '0 6 31 2 *' is not valid: Bad day-of-month"),
+        ("0 6 31 2 *", "cron '0 6 31 2 *' never fires: 31 February never occurs"),
+        ("0 6 31 APR,6 *", "cron '0 6 31 APR,6 *' never fires: 31 April or June never occurs"),
         ("0 6 * * 8", "cron '0 6 * * 8' is not valid: Bad day-of-week"),
         (
             "0 0 6 * * 1",
@@ -382,7 +383,7 @@ def test_household_order_without_household_is_refused():
         (
             "addresses",
             {"model": "a", "valid": "is_valid"},
-            "error: direct_mail.yml: addresses.valid: unknown key",
+            "error: direct_mail.yml: addresses.valid: unknown key (did you mean 'validate'?)",
         ),
         (
             "addresses",
@@ -395,3 +396,74 @@ def test_address_and_suppression_sources_are_checked(tmp_path, section, value, e
     document = yaml.safe_load(yaml.safe_dump(VALID))
     document[section] = value
     assert errors_for(tmp_path, document) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "reason"),
+    [
+        ({"holdout_pct": 5}, "holdout_pct", "unknown key (did you mean 'holdout_percent'?)"),
+        (
+            {"frequncy_cap": {"count": 1, "days": 6}},
+            "frequncy_cap",
+            "unknown key (did you mean 'frequency_cap'?)",
+        ),
+        (
+            {
+                "address_columns": {
+                    "lines": ["a"],
+                    "postal_code": "p",
+                    "city": "c",
+                    "country": "k",
+                    "regoin": "r",
+                }
+            },
+            "address_columns.regoin",
+            "unknown key (did you mean 'region'?)",
+        ),
+        (
+            {"audience": "new_entrant"},
+            "audience",
+            "Input should be 'all' or 'new_entrants' (did you mean 'new_entrants'?)",
+        ),
+        ({"colour": "blue"}, "colour", "unknown key"),  # nothing close: no suggestion
+        (
+            {"schedule": {"cron": "0 6 * * 1", "timezone": "Europe/Pars"}},
+            "schedule.timezone",
+            "unknown timezone 'Europe/Pars' (did you mean 'Europe/Paris'?)",
+        ),
+    ],
+)
+def test_a_mistyped_campaign_key_or_value_gets_the_closest_accepted_one(changes, key, reason):
+    spec, findings = parse_campaign_spec("winter", {**BASE_META, **changes}, "models/c.yml")
+    assert spec is None
+    assert [str(f) for f in findings] == [
+        f"error: models/c.yml: models.winter.config.meta.direct_mail.{key}: {reason}"
+    ]
+
+
+def test_a_cron_problem_does_not_hide_a_time_zone_typo():
+    meta = {**BASE_META, "schedule": {"cron": "99 6 * * *", "timezone": "Europe/Pariss"}}
+    assert [str(f) for f in parse_campaign_spec("winter", meta, "models/c.yml")[1]] == [
+        "error: models/c.yml: models.winter.config.meta.direct_mail.schedule.cron: cron '99 6 * * *' is not "
+        "valid: Bad minute",
+        "error: models/c.yml: models.winter.config.meta.direct_mail.schedule.timezone: unknown timezone "
+        "'Europe/Pariss' (did you mean 'Europe/Paris'?)",
+    ]
+
+
+def test_a_mistyped_direct_mail_yml_key_or_value_gets_the_closest_accepted_one(tmp_path):
+    document = {
+        **VALID,
+        "configurations": {
+            name: {**values, **({"encoding": "cp1525", "escape_formula": True} if name == "csv" else {})}
+            for name, values in VALID["configurations"].items()
+        },
+    }
+    (tmp_path / "direct_mail.yml").write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path)
+    assert [str(f) for f in raised.value.findings] == [
+        "error: direct_mail.yml: configurations.csv.encoding: Input should be 'utf-8', 'utf-8-sig', 'cp1252' "
+        "or 'latin-1' (did you mean 'cp1252'?)",
+        "error: direct_mail.yml: configurations.csv.escape_formula: unknown key (did you mean 'escape_formulas'?)",
+    ]
