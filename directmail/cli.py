@@ -477,7 +477,7 @@ def run(
 ) -> None:
     """Build, extract, validate, write, deliver and record one campaign run."""
     from directmail.pipeline import RunOptions
-    from directmail.report import to_rich
+    from directmail.report import to_lines, to_rich
 
     moment = _run_time_option(run_time)
     try:
@@ -506,7 +506,11 @@ def run(
         return
     except DirectMailError as exc:
         _fail(exc)
-    console.print(to_rich(record))
+    shown = to_rich(record)
+    if _fits(shown):
+        console.print(shown)
+    else:  # piped, or a terminal narrower than the tables: `key: value` lines, nothing wrapped or cut
+        typer.echo("\n".join(to_lines(record)))
     if dry_run:
         console.print(
             "dry run: nothing delivered or recorded; files are in .directmail/dry-run/", highlight=False

@@ -47,6 +47,9 @@ DELIVERING = "delivering"
 DELIVERED = "delivered"
 FAILED = "failed"
 EMPTY = "empty"
+# What a dry run's report says (never recorded): it wrote the files and delivered nothing.
+DRY_RUN = "dry run"
+DRY_RUN_EMPTY = "dry run: empty"
 # A delivered run whose drop a later run replaced on purpose (`on_existing: replace`): its rows stay in
 # send_rows / exclusion_rows for the record, but it is no longer a drop, so it counts toward no cap.
 SUPERSEDED = "superseded"

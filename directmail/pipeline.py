@@ -25,7 +25,7 @@ from directmail import address_validations
 from directmail.buildtimings import BuildTimings
 from directmail.campaign import Campaign, check_against_config, check_columns
 from directmail.config import CONFIG_FILE, Configuration, Routing, resolve_directory
-from directmail.delivery import Destination, destination_key, open_destination
+from directmail.delivery import Destination, describe_routing, destination_key, open_destination
 from directmail.delivery.drop import DropInTheWay as Drop
 from directmail.delivery.drop import drops_in_the_way, relative_name, replace_earlier_drop
 from directmail.delivery.preflight import routing_findings
@@ -53,7 +53,16 @@ from directmail.extract import (
     stream_rows,
 )
 from directmail.fixedwidth import fixed_width_encoder
-from directmail.history import DELIVERED, DELIVERING, EMPTY, FAILED, History, RunRecord
+from directmail.history import (
+    DELIVERED,
+    DELIVERING,
+    DRY_RUN,
+    DRY_RUN_EMPTY,
+    EMPTY,
+    FAILED,
+    History,
+    RunRecord,
+)
 from directmail.journal import FILES_LANDED, Journal, journal_path
 from directmail.layout import FileLayout
 from directmail.locking import warehouse_lock
@@ -176,7 +185,7 @@ class CampaignRun:
         routing = self.routing
         if findings := routing_findings(self.routing_name, routing, self.project.directory):
             raise ConfigError(findings)
-        self.record.destination = f"{self.routing_name} ({routing.type})"
+        self.record.destination = f"{self.routing_name}: {describe_routing(routing, self.project.directory)}"
         self._check_run_time()
         with self._open_history() as history:
             previous = history.find(self.run_id)
@@ -625,8 +634,7 @@ class CampaignRun:
     def record_run(self) -> None:
         """One statement: the run `delivered`, this attempt's rows the ones `sends` and `exclusions` show."""
         if self.options.dry_run:
-            if self.empty:
-                self.record.status = EMPTY
+            self.record.status = DRY_RUN_EMPTY if self.empty else DRY_RUN
             return
         self.record.finished_at = _now()
         history = History(self._open())

@@ -303,7 +303,10 @@ def test_a_failed_delivery_leaves_no_file_under_its_final_name_and_can_be_rerun(
 
 def test_dry_run_writes_nothing_to_the_landing_folder_or_history(kit):
     kit.sql("create table campaign as select 'P1' as profile_id, 'x' as v")
-    kit.run(kit.project({"file_name": "dry.csv"}), dry_run=True)
+    record = kit.run(kit.project({"file_name": "dry.csv"}), dry_run=True)
+    assert (record.status, record.exported) == ("dry run", 1)
+    kit.sql("delete from campaign")
+    assert kit.run(kit.project({"file_name": "dry.csv"}), dry_run=True).status == "dry run: empty"
     assert not (kit.directory / "landing").exists()
     assert kit.sql("select count(*) from direct_mail.runs") == [(0,)]
     assert (kit.directory / ".directmail" / "dry-run").is_dir()

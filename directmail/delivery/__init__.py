@@ -6,6 +6,7 @@ its upload is complete, so they write the final name directly.
 
 from __future__ import annotations
 
+import re
 import tempfile
 import uuid
 from pathlib import Path
@@ -67,6 +68,26 @@ def destination_key(routing: Routing, project_dir: Path) -> str:
     if isinstance(routing, AzureRouting):
         return f"azure:{routing.container}/{routing.folder}"
     return f"{routing.type}:{id(routing)}"
+
+
+def describe_routing(routing: Routing, project_dir: Path) -> str:
+    """Where a routing's files go, as every report shows it (the destination's own `describe`, without
+    connecting); never a secret: of an Azure connection string, only its account name."""
+    if isinstance(routing, LocalRouting):
+        return f"local folder {resolve_directory(project_dir, routing.directory)}"
+    if isinstance(routing, SftpRouting):
+        folder = routing.directory if routing.directory.startswith("/") else "/" + routing.directory
+        return f"sftp://{routing.username}@{routing.host}:{routing.port}{folder}"
+    if isinstance(routing, S3Routing):
+        where = f"s3://{routing.bucket}/{routing.folder}"
+        return f"{where} ({routing.endpoint_url})" if routing.endpoint_url else where
+    if isinstance(routing, AzureRouting):
+        try:
+            account = re.search(r"(?:^|;)\s*AccountName=([^;]+)", routing.connection_string.reveal())
+        except Exception:  # an unset secret is reported by the routing checks, not here
+            account = None
+        return f"azure://{account.group(1) + '/' if account else ''}{routing.container}/{routing.folder}"
+    return routing.type
 
 
 def open_destination(name: str, routing: Routing, project_dir: Path) -> Destination:

@@ -59,8 +59,9 @@ class S3Destination:
         self._bucket_checked = False
 
     def describe(self) -> str:
-        where = f"s3://{self.routing.bucket}/{self.routing.folder}"
-        return f"{where} ({self.routing.endpoint_url})" if self.routing.endpoint_url else where
+        from directmail.delivery import describe_routing
+
+        return describe_routing(self.routing, Path())
 
     def key(self, relative_name: str) -> str:
         return self.routing.folder + relative_name

@@ -114,10 +114,9 @@ class SftpDestination:
         self._made: set[str] = set()
 
     def describe(self) -> str:
-        r = self.routing
-        return (
-            f"sftp://{r.username}@{r.host}:{r.port}{'' if r.directory.startswith('/') else '/'}{r.directory}"
-        )
+        from directmail.delivery import describe_routing
+
+        return describe_routing(self.routing, Path())
 
     # -- connection -------------------------------------------------------------------------------------
 
