@@ -437,8 +437,17 @@ def preview(
         errors.print(
             f"test profile {row['identity']} not in the file: {row['reason']}{detail}", highlight=False
         )
-    if not test_profiles and run.record.exported == 0:
-        errors.print(_nobody_to_export(run.record, run.run_id), highlight=False, markup=False)
+    if run.record.exported == 0:
+        if not test_profiles:
+            said = _nobody_to_export(run.record, run.run_id)
+        elif excluded:
+            said = f"no test profile is in the proof: each of the {len(excluded)} was left out (above)"
+        else:
+            said = (
+                "no test profile is in the proof: the campaign's model selects none of the project's test "
+                "profiles (see docs/campaigns.md, proofs for test profiles)"
+            )
+        errors.print(said, highlight=False, markup=False)
     data = b"".join(lines)
     if raw:
         sys.stdout.buffer.write(data)
