@@ -437,17 +437,8 @@ def preview(
         errors.print(
             f"test profile {row['identity']} not in the file: {row['reason']}{detail}", highlight=False
         )
-    if run.record.exported == 0:
-        if not test_profiles:
-            said = _nobody_to_export(run.record, run.run_id)
-        elif excluded:
-            said = f"no test profile is in the proof: each of the {len(excluded)} was left out (above)"
-        else:
-            said = (
-                "no test profile is in the proof: the campaign's model selects none of the project's test "
-                "profiles (see docs/campaigns.md, proofs for test profiles)"
-            )
-        errors.print(said, highlight=False, markup=False)
+    if note := preview_note(run.record, test_profiles, len(excluded)):
+        errors.print(note, highlight=False, markup=False)
     data = b"".join(lines)
     if raw:
         sys.stdout.buffer.write(data)
@@ -456,15 +447,24 @@ def preview(
     sys.stdout.write(text.replace("\r\n", "\n"))
 
 
-def _nobody_to_export(record: RunRecord, run_id: str) -> str:
-    """Why a preview shows no data row: the counts a run at that time would record."""
+def preview_note(record: RunRecord, test_profiles: bool, left_out: int) -> str | None:
+    """Why a preview shows no data row (None when it shows some): the counts a run at that time would
+    record, or, for a proof, that no persona made it in."""
+    if record.exported:
+        return None
+    if test_profiles:
+        if left_out:
+            return f"no test profile is in the proof: each of the {left_out} was left out (above)"
+        return (
+            "no test profile is in the proof: the campaign's model selects none of the project's test "
+            "profiles (see docs/campaigns.md, proofs for test profiles)"
+        )
     counts = [(reason, n) for reason, n in record.excluded.items() if n]  # the holdout is one of them
     reasons = ", ".join(f"{n:,} {reason}" for reason, n in counts) or "nothing"
-    campaign = record.campaign
     return (
-        f"{run_id}: no row to export ({record.targeted:,} targeted; excluded: {reasons}); only the notes, "
-        f"header and seed rows are shown. `directmail explain {campaign} IDENTITY` says why for one "
-        "profile; `--run-time` previews another run time"
+        f"{record.run_id}: no row to export ({record.targeted:,} targeted; excluded: {reasons}); only the "
+        f"notes, header and seed rows are shown. `directmail explain {record.campaign} IDENTITY` says why "
+        "for one profile; `--run-time` previews another run time"
     )
 
 

@@ -12,6 +12,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -19,6 +20,7 @@ from pydantic import (
 from directmail.errors import ConfigError, Finding
 from directmail.schedule import Schedule
 from directmail.secrets import Secret, SecretRef
+from directmail.valueformats import ISO_DATE, ValueFormats, pattern_problem
 from directmail.yamlfile import findings_from_validation_error, load_yaml_mapping
 
 CONFIG_FILE = "direct_mail.yml"
@@ -131,6 +133,10 @@ class Configuration(StrictModel):
     separator: str | None = None
     split_threshold: int = Field(default=MAX_SPLIT_THRESHOLD, ge=1, le=MAX_SPLIT_THRESHOLD)
     encoding: Literal["utf-8", "utf-8-sig", "cp1252", "latin-1"] = "utf-8"
+    # How typed columns are written (directmail/valueformats.py): strftime patterns, and the decimal point.
+    date_format: str = ISO_DATE
+    timestamp_format: str | None = None  # None: ISO 8601 (fractional seconds only when there are some)
+    decimal_separator: Literal[".", ","] = "."
     line_ending: Literal["lf", "crlf"] = "lf"
     compression: Literal["none", "gzip"] = "none"
     marketing_action: str = "direct_mail"
@@ -142,6 +148,24 @@ class Configuration(StrictModel):
     # A delivered drop of another run id still under this run's names (I1): stop (default) or replace it
     # on purpose, recording the earlier run `superseded`.
     on_existing: Literal["stop", "replace"] = "stop"
+
+    @field_validator("date_format", "timestamp_format")
+    @classmethod
+    def _pattern_is_portable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if problem := pattern_problem(value, dates_only=info.field_name == "date_format"):
+            raise ValueError(problem)
+        encoding = info.data.get("encoding", "utf-8")
+        try:
+            value.encode(encoding)
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{value[exc.start : exc.end]!r} cannot be written in {encoding}") from None
+        return value
+
+    @property
+    def value_formats(self) -> ValueFormats:
+        return ValueFormats(self.date_format, self.timestamp_format, self.decimal_separator)
 
     @model_validator(mode="after")
     def _separator_fits_format(self) -> Configuration:

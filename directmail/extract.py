@@ -21,6 +21,7 @@ from directmail.history import PENDING_STATUSES, RETURNS, RUNS, SEND_ROWS, SENDS
 from directmail.reasons import REASONS
 from directmail.textformat import FORMULA_STARTS, LineEncoder
 from directmail.valuechecks import ValueChecks
+from directmail.valueformats import ISO, ValueFormats
 from directmail.warehouse import Warehouse
 
 ROW = "_dm_row"
@@ -394,13 +395,15 @@ def plan_extract(
     rules: Rules,
     staging_name: str,
     escape_formulas: bool = False,
+    formats: ValueFormats = ISO,
 ) -> tuple[ExtractPlan, str]:
     """The staging table's name and the statement that creates it (drop_staging first: a table of that
     name left by an earlier plan on the same connection is replaced).
 
     Every targeted row gets the first exclusion reason that applies (see REASONS) with a detail (the
     suppression list, the address errors, the household's representative or the first copy, the recent
-    pieces and whose they are), and each exported row its position in the file.
+    pieces and whose they are), and each exported row its position in the file. Typed values are written
+    as `formats` says (the configuration's date_format, timestamp_format, decimal_separator).
     """
     d = warehouse.dialect
     q = d.quote
@@ -419,7 +422,7 @@ def plan_extract(
     fields = _text_columns(len(labels))
     texts = []
     for label in labels:
-        text = d.as_text("campaign." + q(label), types[label])
+        text = d.as_text("campaign." + q(label), types[label], formats)
         if escape_formulas and _is_text(types[label]):
             text = _formula_escaped(warehouse, text)
         texts.append(text)

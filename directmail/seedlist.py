@@ -18,6 +18,7 @@ from directmail.campaign import Campaign
 from directmail.errors import Finding
 from directmail.extract import IDENTITY, LINE, ROW, _is_text, file_lines
 from directmail.textformat import LineEncoder
+from directmail.valueformats import ISO, ValueFormats
 from directmail.warehouse import Warehouse
 
 SEED_ID = "seed_id"
@@ -83,6 +84,7 @@ def read_seed_rows(
     campaign: Campaign,
     labels: list[str],
     encoder: LineEncoder,
+    formats: ValueFormats = ISO,
 ) -> SeedRows:
     d = warehouse.dialect
     q = d.quote
@@ -92,7 +94,7 @@ def read_seed_rows(
     values = []
     for label in labels:
         source = chosen.get(label)
-        values.append(d.as_text(q(source), types[source]) if source else "''")
+        values.append(d.as_text(q(source), types[source], formats) if source else "''")
     columns = [f"{value} as {q(label)}" for value, label in zip(values, labels, strict=True)]
     columns.append(f"{encoder.line_sql(d, values)} as {LINE}")
     seed_id = next((name for name, _ in described if name.casefold() == SEED_ID), None)

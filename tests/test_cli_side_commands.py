@@ -218,3 +218,21 @@ def test_the_latest_run_is_the_latest_run_time_whenever_it_was_executed(generate
     lines = reported.stdout.splitlines()
     assert lines[0] == f"run: {LATEST}"
     assert f"{EARLIER}: delivered, targeted 1,500, exported 1,234, finished 2026-11-24 09:00:00" in lines
+
+
+def test_a_preview_with_no_data_row_says_why():
+    from directmail.cli import preview_note
+
+    capped = record(LATEST, 23, [])
+    capped.exported, capped.targeted = 0, 12
+    capped.excluded = {"no_postal_consent": 2, "duplicate": 0, "frequency_cap": 9, "holdout": 1}
+    assert preview_note(capped, False, 0) == (
+        f"{LATEST}: no row to export (12 targeted; excluded: 2 no_postal_consent, 9 frequency_cap, 1 holdout); "
+        "only the notes, header and seed rows are shown. `directmail explain lapsed_postcard IDENTITY` says "
+        "why for one profile; `--run-time` previews another run time"
+    )
+    assert (
+        preview_note(capped, True, 3) == "no test profile is in the proof: each of the 3 was left out (above)"
+    )
+    assert preview_note(capped, True, 0).startswith("no test profile is in the proof: the campaign's model")
+    assert preview_note(record(LATEST, 23, []), False, 0) is None  # rows to show: nothing to say

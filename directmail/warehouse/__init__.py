@@ -18,6 +18,8 @@ from directmail.errors import ConfigError, DirectMailError, Finding
 if TYPE_CHECKING:  # not imported by commands that only read the history (start-up time)
     import pyarrow as pa
 
+    from directmail.valueformats import ValueFormats
+
 
 class WarehouseBusy(DirectMailError):
     """A read-only open found the warehouse held by a writer (DuckDB admits one writer process)."""
@@ -30,8 +32,9 @@ class SqlDialect(Protocol):
 
     def literal(self, value: str) -> str: ...
 
-    def as_text(self, expression: str, type_name: str) -> str:
-        """An expression writing `expression` as contract 3 wants (dates ISO, '.' decimals, NULL → '')."""
+    def as_text(self, expression: str, type_name: str, formats: ValueFormats = ...) -> str:
+        """An expression writing `expression` as contract 3 wants (NULL → ''): dates, timestamps and
+        decimal or float numbers as `formats` says (by default ISO dates and timestamps, '.' decimals)."""
         ...
 
     def holdout_bucket(self, key_expression: str) -> str:

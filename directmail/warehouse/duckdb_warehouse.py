@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from directmail.builder import RESOURCE_SETTINGS
+from directmail.valueformats import ISO, ValueFormats, duckdb_pattern
 from directmail.warehouse.sqltext import CommonSql, class_range
 
 if TYPE_CHECKING:  # pyarrow is imported by DuckDB when a result is fetched as Arrow: reads stay light
@@ -18,19 +19,25 @@ if TYPE_CHECKING:  # pyarrow is imported by DuckDB when a result is fetched as A
 
 
 class DuckDBDialect(CommonSql):
-    def as_text(self, expression: str, type_name: str) -> str:
+    def as_text(self, expression: str, type_name: str, formats: ValueFormats = ISO) -> str:
         kind = type_name.upper()
+        timestamp = formats.timestamp_format
         if kind == "VARCHAR":
             text = expression
         elif kind == "DATE":
-            text = f"strftime({expression}, '%Y-%m-%d')"
+            text = self._strftime(expression, formats.date_format)
         elif kind.startswith("TIMESTAMP WITH TIME ZONE") or kind == "TIMESTAMPTZ":
-            text = _iso_timestamp(f"({expression} at time zone 'UTC')", suffix="Z")
+            utc = f"({expression} at time zone 'UTC')"
+            text = _iso_timestamp(utc, suffix="Z") if timestamp is None else self._strftime(utc, timestamp)
         elif kind.startswith("TIMESTAMP"):
-            text = _iso_timestamp(f"cast({expression} as timestamp)")
+            value = f"cast({expression} as timestamp)"
+            text = _iso_timestamp(value) if timestamp is None else self._strftime(value, timestamp)
         else:
-            text = f"cast({expression} as varchar)"
+            text = self.decimal_text(f"cast({expression} as varchar)", kind, formats)
         return f"coalesce({text}, '')"
+
+    def _strftime(self, expression: str, pattern: str) -> str:
+        return f"strftime({expression}, {self.literal(duckdb_pattern(pattern))})"
 
     def holdout_bucket(self, key_expression: str) -> str:
         return f"cast(cast('0x' || left(md5({key_expression}), 8) as ubigint) % 10000 as integer)"

@@ -20,6 +20,7 @@ import adbc_driver_postgresql.dbapi as adbc
 
 from directmail.builder import TargetInfo
 from directmail.errors import DirectMailError
+from directmail.valueformats import ISO, ValueFormats, postgres_template
 from directmail.warehouse.sqltext import CommonSql, PositionedRows
 
 if TYPE_CHECKING:
@@ -50,21 +51,28 @@ _PARAMETER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
 
 
 class PostgresDialect(PositionedRows, CommonSql):
-    def as_text(self, expression: str, type_name: str) -> str:
+    def as_text(self, expression: str, type_name: str, formats: ValueFormats = ISO) -> str:
         kind = type_name.upper()
+        timestamp = formats.timestamp_format
         if kind == "VARCHAR":
             text = expression
         elif kind == "DATE":
-            text = f"to_char({expression}, 'YYYY-MM-DD')"
+            text = self._to_char(f"cast({expression} as timestamp)", formats.date_format)
         elif kind == "TIMESTAMP WITH TIME ZONE":
-            text = _iso_timestamp(f"({expression} at time zone 'UTC')", suffix="Z")
+            utc = f"({expression} at time zone 'UTC')"
+            text = _iso_timestamp(utc, suffix="Z") if timestamp is None else self._to_char(utc, timestamp)
         elif kind.startswith("TIMESTAMP"):
-            text = _iso_timestamp(expression)
+            text = _iso_timestamp(expression) if timestamp is None else self._to_char(expression, timestamp)
         elif kind in ("DOUBLE", "FLOAT"):  # whole floats in plain digits while exact (2^24 for FLOAT)
-            text = _float_text(expression, 10**16 if kind == "DOUBLE" else 2**24)
+            text = self.decimal_text(
+                _float_text(expression, 10**16 if kind == "DOUBLE" else 2**24), kind, formats
+            )
         else:  # numbers ('.' decimals, numeric keeps its scale as DuckDB's decimal does), booleans
-            text = f"cast({expression} as varchar)"
+            text = self.decimal_text(f"cast({expression} as varchar)", kind, formats)
         return f"coalesce({text}, '')"
+
+    def _to_char(self, expression: str, pattern: str) -> str:
+        return f"to_char({expression}, {self.literal(postgres_template(pattern))})"
 
     def holdout_bucket(self, key_expression: str) -> str:
         # DuckDB's bucket exactly: the first 8 hex digits of the md5, as an unsigned number, modulo 10000.

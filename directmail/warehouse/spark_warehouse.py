@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from directmail.builder import TargetInfo
 from directmail.errors import ConfigError, Finding
+from directmail.valueformats import ISO, ValueFormats, spark_pattern
 from directmail.warehouse.sqltext import CommonSql, PositionedRows, class_range
 
 if TYPE_CHECKING:
@@ -71,19 +72,27 @@ class SparkDialect(PositionedRows, CommonSql):
     def contains(self, field: str, needle: str) -> str:
         return f"instr({field}, {needle}) > 0"
 
-    def as_text(self, expression: str, type_name: str) -> str:
+    def as_text(self, expression: str, type_name: str, formats: ValueFormats = ISO) -> str:
         kind = type_name.upper()
+        timestamp = formats.timestamp_format
         if kind == "VARCHAR":
             text = expression
         elif kind == "DATE":
-            text = f"date_format({expression}, 'yyyy-MM-dd')"
+            text = self._date_format(expression, formats.date_format)
         elif kind.startswith("TIMESTAMP"):  # in the session's time zone, which the runner sets to UTC
-            text = _iso_timestamp(expression)
+            text = (
+                _iso_timestamp(expression) if timestamp is None else self._date_format(expression, timestamp)
+            )
         elif kind in ("DOUBLE", "FLOAT"):
-            text = _float_text(expression, 10**16 if kind == "DOUBLE" else 2**24)
+            text = self.decimal_text(
+                _float_text(expression, 10**16 if kind == "DOUBLE" else 2**24), kind, formats
+            )
         else:  # integers, decimals (their scale kept, in plain digits), booleans (true/false)
-            text = f"cast({expression} as string)"
+            text = self.decimal_text(f"cast({expression} as string)", kind, formats)
         return f"coalesce({text}, '')"
+
+    def _date_format(self, expression: str, pattern: str) -> str:
+        return f"date_format({expression}, {self.literal(spark_pattern(pattern))})"
 
     def holdout_bucket(self, key_expression: str) -> str:
         # DuckDB's bucket exactly: the first 8 hex digits of the md5, as an unsigned number, modulo 10000.

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import groupby
 
+from directmail.valueformats import ValueFormats, is_fractional
+
 
 class CommonSql:
     """Shared by the dialects; a dialect overrides `contains` where it has a faster spelling."""
@@ -25,6 +27,13 @@ class CommonSql:
         if not as_select or relation not in head:
             raise ValueError(f"no columns can be declared in {statement!r}")
         return head.replace(relation, f"{relation} ({declared})", 1)
+
+    def decimal_text(self, text: str, kind: str, formats: ValueFormats) -> str:
+        """The text of a number with the configuration's decimal separator (decimal and float columns;
+        an integer has no decimal point)."""
+        if formats.decimal_separator == "." or not is_fractional(kind):
+            return text
+        return f"replace({text}, '.', {self.literal(formats.decimal_separator)})"
 
     def cte_hint(self, materialized: bool) -> str:
         return " materialized" if materialized else " not materialized"
