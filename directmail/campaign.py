@@ -166,6 +166,16 @@ def check_against_config(campaign: Campaign, config: DirectMailConfig) -> list[F
             "or address_columns"
         )
         return [Finding(campaign.yaml_file, campaign.key("household"), reason)]
+    if configuration.compression == "zip":  # .zip is a byte longer than the .gz parsing measured with
+        spec = campaign.spec
+        try:
+            problem = name_length_problem(
+                spec.file_name, campaign.name, spec.configuration, spec.append_timestamp, "zip"
+            )
+        except ValueError as exc:
+            problem = str(exc)
+        if problem:
+            return [Finding(campaign.yaml_file, campaign.key("file_name"), problem)]
     return _column_widths_findings(campaign, configuration.format)
 
 

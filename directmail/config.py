@@ -138,7 +138,7 @@ class Configuration(StrictModel):
     timestamp_format: str | None = None  # None: ISO 8601 (fractional seconds only when there are some)
     decimal_separator: Literal[".", ","] = "."
     line_ending: Literal["lf", "crlf"] = "lf"
-    compression: Literal["none", "gzip"] = "none"
+    compression: Literal["none", "gzip", "zip"] = "none"
     marketing_action: str = "direct_mail"
     checksums: bool = True
     manifest: bool = True

@@ -1,4 +1,5 @@
-"""Contract 3's file names: stem, run timestamp, part suffix, then .gz, then .gpg; sidecars and manifest.
+"""Contract 3's file names: stem, run timestamp, part suffix, then .gz or .zip, then .gpg; sidecars and
+manifest.
 
 All are built from the campaign's file_name with its placeholders expanded (directmail.filenames)."""
 
@@ -16,6 +17,8 @@ MAX_COMPONENT_BYTES = 255
 MAX_NAME_BYTES = 1024
 # Local folders and SFTP write a file under this name beside its final one, then rename it.
 TEMPORARY_NAME = ".{}.partial"
+# What each `compression` of a configuration appends to a part's name.
+COMPRESSION_SUFFIXES = {"none": "", "gzip": ".gz", "zip": ".zip"}
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,7 @@ class FileLayout:
     file_name: str
     run_time: datetime
     append_timestamp: bool = False
-    compressed: bool = False
+    compression: str = "none"  # none | gzip | zip (a configuration's `compression`)
     encrypted: bool = False
     campaign: str = ""  # for the file name's placeholders
     configuration: str = ""
@@ -32,6 +35,10 @@ class FileLayout:
     def name(self) -> str:
         """The file name with its placeholders filled in; the names below are built from it."""
         return expand_file_name(self.file_name, self.campaign, self.configuration, self.run_time)
+
+    @property
+    def compressed(self) -> bool:
+        return self.compression != "none"
 
     @property
     def _path(self) -> PurePosixPath:
@@ -51,9 +58,14 @@ class FileLayout:
     def part_name(self, index: int, parts: int) -> str:
         """Relative path of part `index` (1-based) of `parts`; a single part has no suffix."""
         name = self.stem + (f"_{index:03d}" if parts > 1 else "") + self._path.suffix
-        name += ".gz" if self.compressed else ""
+        name += COMPRESSION_SUFFIXES[self.compression]
         name += ".gpg" if self.encrypted else ""
         return str(self.folder / name)
+
+    @staticmethod
+    def archive_member(part_name: str) -> str:
+        """The name of the one member of a zip part: the part's base name without `.zip`."""
+        return PurePosixPath(part_name).name.removesuffix(".zip")
 
     def is_part_name(self, relative_name: str) -> bool:
         """Whether a relative name is one of this layout's parts (any part count, compressed or encrypted
@@ -61,7 +73,8 @@ class FileLayout:
         path = PurePosixPath(relative_name)
         if path.parent != self.folder:
             return False
-        pattern = re.escape(self.stem) + r"(_\d{3,})?" + re.escape(self._path.suffix) + r"(\.gz)?(\.gpg)?"
+        suffix = re.escape(self._path.suffix)
+        pattern = re.escape(self.stem) + r"(_\d{3,})?" + suffix + r"(\.gz|\.zip)?(\.gpg)?"
         return re.fullmatch(pattern, path.name) is not None
 
     @property
@@ -78,19 +91,20 @@ def part_count(rows: int, split_threshold: int) -> int:
 
 
 def name_length_problem(
-    file_name: str, campaign: str, configuration: str, append_timestamp: bool
+    file_name: str, campaign: str, configuration: str, append_timestamp: bool, compression: str = "gzip"
 ) -> str | None:
     """Why a name a run could write from `file_name` would be too long, or None.
 
     The longest names a run can write are measured: the part suffix (_001), the timestamp (with
-    append_timestamp), .gz, .gpg, the .sha256 sidecar and the manifest, each under its temporary name.
+    append_timestamp), the compression's suffix (.gz, unless the configuration is known to zip), .gpg, the
+    .sha256 sidecar and the manifest, each under its temporary name.
     {run_date} and {run_time} always expand to the same length; {campaign} and {configuration} are known.
     """
     layout = FileLayout(
         file_name,
         datetime(2000, 1, 1),
         append_timestamp=append_timestamp,
-        compressed=True,
+        compression=compression,
         encrypted=True,
         campaign=campaign,
         configuration=configuration,
@@ -116,7 +130,8 @@ def name_length_problem(
         if (size := len(last.encode("utf-8"))) > MAX_COMPONENT_BYTES:
             return (
                 f"file_name would give a file name of {size} bytes in UTF-8 ('{_shortened(last)}': the "
-                "longest a run writes, with the part number, the timestamp if append_timestamp, .gz, .gpg "
+                "longest a run writes, with the part number, the timestamp if append_timestamp, "
+                f"{COMPRESSION_SUFFIXES[compression]}, .gpg "
                 "and .sha256 or .manifest.json, under its temporary name "
                 f"{TEMPORARY_NAME.format('<name>')}); a file name holds at most {MAX_COMPONENT_BYTES}"
             )

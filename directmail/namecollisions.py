@@ -34,7 +34,7 @@ def campaign_layout(campaign: Campaign, config: DirectMailConfig, run_time: date
         campaign.spec.file_name,
         run_time,
         append_timestamp=campaign.spec.append_timestamp,
-        compressed=configuration is not None and configuration.compression == "gzip",
+        compression=configuration.compression if configuration is not None else "none",
         encrypted=getattr(routing, "encryption_key", None) is not None,
         campaign=campaign.name,
         configuration=campaign.spec.configuration,

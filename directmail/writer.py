@@ -1,8 +1,13 @@
 """Write the extract's part files into a private staging folder, streaming batch by batch.
 
 Each part is a complete file: header note, header row (none in a fixed-width file), its rows in global
-order, footer note. Bytes are hashed as they are written (after gzip), so the checksum is of exactly what
-is delivered.
+order, footer note. Bytes are hashed as they are written (after gzip or zip), so the checksum is of exactly
+what is delivered.
+
+A zip part is an archive of one member named as the part without `.zip`, written as it streams: the
+archive goes to a file that cannot seek, so the member's sizes and CRC follow its data (a data
+descriptor) and its header carries zip64 sizes (a part may pass 4 GiB). Its bytes are reproducible: a
+fixed member time (1980-01-01 00:00:00), fixed attributes, no extra field but the zip64 one, no comment.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import gzip
 import hashlib
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import BinaryIO
@@ -90,6 +96,7 @@ class PartsWriter:
         self._rows_in_part = 0
         self._raw: BinaryIO | None = None
         self._hashing: _HashingFile | None = None
+        self._archive: zipfile.ZipFile | None = None  # compression zip: the part's archive
         self._out: BinaryIO | None = None
         self._open_next_part()
 
@@ -116,11 +123,11 @@ class PartsWriter:
         """After a failure (a full disk): close the open part without keeping it, so that nothing is
         flushed into it again later; the caller removes the staging folder."""
         compressed = self._out if self._out is not self._hashing else None
-        for handle in (compressed, self._raw):
+        for handle in (compressed, self._archive, self._raw):
             if handle is not None:
                 with contextlib.suppress(OSError, ValueError):
                     handle.close()
-        self._out = self._raw = self._hashing = None
+        self._out = self._raw = self._hashing = self._archive = None
 
     def _open_next_part(self) -> None:
         self._index += 1
@@ -129,8 +136,10 @@ class PartsWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._raw = path.open("wb")
         self._hashing = _HashingFile(self._raw)
-        if self.layout.compressed:
+        if self.layout.compression == "gzip":
             self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._hashing, mtime=0, compresslevel=6)
+        elif self.layout.compression == "zip":
+            self._archive, self._out = _open_zip_member(self._hashing, FileLayout.archive_member(name))
         else:
             self._out = self._hashing
         self._out.write(self.encoder.file_prefix)
@@ -149,7 +158,9 @@ class PartsWriter:
         if self.texts.footer_note is not None:
             self._out.write(self.encoder.note(self.texts.footer_note))
         if self._out is not self._hashing:
-            self._out.close()  # flushes gzip's trailer into the hashing file
+            self._out.close()  # gzip's trailer (zip: the member's data descriptor) into the hashing file
+        if self._archive is not None:
+            self._archive.close()  # the zip's central directory
         self._raw.close()
         staged = self.files[-1]
         staged.rows, staged.bytes, staged.sha256 = (
@@ -157,7 +168,21 @@ class PartsWriter:
             self._hashing.size,
             self._hashing.sha.hexdigest(),
         )
-        self._out = self._raw = self._hashing = None
+        self._out = self._raw = self._hashing = self._archive = None
+
+
+# A zip member's time: the earliest a zip can say (its DOS date starts in 1980), the same in every run.
+ZIP_MEMBER_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _open_zip_member(out: _HashingFile, member: str) -> tuple[zipfile.ZipFile, BinaryIO]:
+    """A zip archive over `out` (which cannot seek: streamed) and its one member, open for writing."""
+    archive = zipfile.ZipFile(out, mode="w")  # type: ignore[arg-type]  # write() is all it needs
+    info = zipfile.ZipInfo(member, date_time=ZIP_MEMBER_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED  # deflate at zlib's default level (6)
+    info.create_system = 3  # Unix, whatever the machine: the attributes below are Unix's
+    info.external_attr = 0o100644 << 16  # a regular file, rw-r--r--
+    return archive, archive.open(info, mode="w", force_zip64=True)  # type: ignore[return-value]
 
 
 # How a warehouse says its disk is full: an OS error's text (DuckDB's IO Error, PostgreSQL's "could not
