@@ -261,6 +261,17 @@ def test_seed_rows_and_fixed_width_columns_take_the_formats_too(kit):
     )
 
 
+def test_rows_are_compared_as_written_and_ordered_by_their_values(kit):
+    kit.sql(
+        """create table campaign as select * from (values
+            ('P1', 'Ana', date '2024-01-20'), ('P2', 'Ana', date '2024-01-05'), ('P3', 'Bea', date '2023-12-31')
+        ) as t(profile_id, name, since)"""
+    )
+    record = kit.run(kit.project({"file_name": "m.csv", "sort_by": ["since"]}, {"date_format": "%m/%Y"}))
+    assert kit.landing()["m.csv"] == b"name,since\nBea,12/2023\nAna,01/2024\n"
+    assert record.duplicates_removed == 1  # P1 writes what P2, first by date, writes
+
+
 # -- compression: zip -----------------------------------------------------------------------------------
 
 
