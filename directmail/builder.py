@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import json
 import os
 import time
@@ -179,9 +180,33 @@ class DbtProject:
             raise BuildError("dbt build failed:\n  " + "\n  ".join(failures or ["see logs/dbt.log"]))
         return built
 
+    def code_fingerprint(self, unique_id: str, run_vars: dict[str, Any]) -> dict[str, str]:
+        """The code a model's columns come from: the sha256 of its SQL and of every model, seed, snapshot
+        and macro upstream of it, by unique id. Equal fingerprints: the tables as last built have the
+        columns the code makes now (a source's columns are read live)."""
+        manifest = self.parse(run_vars)
+        found: dict[str, str] = {}
+        pending = [unique_id]
+        while pending:
+            current = pending.pop()
+            if current in found:
+                continue
+            node = manifest.nodes.get(current) or manifest.macros.get(current)
+            if node is None:  # a source: read live
+                continue
+            checksum = getattr(node, "checksum", None)
+            if checksum is not None:
+                found[current] = checksum.checksum
+            else:  # a macro
+                found[current] = hashlib.sha256(node.macro_sql.encode()).hexdigest()
+            depends_on = getattr(node, "depends_on", None)
+            pending += [*getattr(depends_on, "nodes", []), *getattr(depends_on, "macros", [])]
+        return found
+
     def compile_many(self, names: list[str], run_vars: dict[str, str] | None = None) -> dict[str, str]:
         """Compiled SQL of the named models, by unique id (nothing is built)."""
-        result = self._invoke(["compile", "--select", *names, "--vars", json.dumps(run_vars or {})])
+        manifest = self.parse(run_vars) if run_vars else None  # a run's compile shares its build's parse
+        result = self._invoke(["compile", "--select", *names, "--vars", json.dumps(run_vars or {})], manifest)
         if not result.success:
             raise BuildError(f"dbt compile failed: {result.exception}")
         return {r.node.unique_id: r.node.compiled_code for r in result.result.results}

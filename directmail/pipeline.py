@@ -13,12 +13,14 @@ its delivery started) from what the destination holds.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from directmail import address_validations
@@ -330,6 +332,8 @@ class CampaignRun:
             self._relations = test_profile_relations(self.project, self.campaign, run_vars)
         if self.options.skip_build:
             return
+        if not self.options.test_profiles:
+            self._check_columns_before_build(run_vars)
         collected, select = self.build_selection()
         with_tests = not self.options.test_profiles
         exclude: list[str] = []
@@ -353,9 +357,31 @@ class CampaignRun:
         built = self.project.dbt.build(select, run_vars, with_tests=with_tests, exclude=exclude)
         timings.add_build(select, exclude, built)
         timings.save(self.project.directory / WORK_DIR / "builds" / f"{self.campaign.name}.json")
+        if not self.options.test_profiles:  # a proof builds in a schema of its own
+            fingerprint = self.project.dbt.code_fingerprint(self.campaign.unique_id, run_vars)
+            self._code_path().write_text(json.dumps(fingerprint, sort_keys=True))
         self._compiled_sql = built.compiled.get(self.campaign.unique_id)
         if self.options.test_profiles:
             self._relations.moved.update(built.relations)
+
+    def _check_columns_before_build(self, run_vars: dict[str, Any]) -> None:
+        """What `validate` checks of the model's columns, before minutes of build: its query compiled
+        (with the run's own parse) and described against the tables as they are, when they were last
+        built from the code there is now (else a column just added upstream would be missed). Skipped
+        otherwise, and when the tables are not built yet; the same check runs on the built model."""
+        if self._built_code() != self.project.dbt.code_fingerprint(self.campaign.unique_id, run_vars):
+            return  # code changed since the last build: the tables as they are may lack new columns
+        try:
+            sql = self.project.dbt.compile_many([self.campaign.name], run_vars).get(self.campaign.unique_id)
+            warehouse = open_warehouse(self.project.dbt.target_info(), self.project.directory)
+            try:
+                labels = query_labels(warehouse, sql) if sql else None
+            finally:
+                warehouse.close()  # dbt opens the warehouse file next
+        except Exception:  # upstream tables missing, or a model dbt cannot compile: the build says why
+            return
+        if labels is not None and (findings := check_columns(self.campaign, labels)):
+            raise ConfigError(findings)
 
     def extract(self) -> None:
         """Check the model's columns, then stage the ordered extract with every exclusion reason."""
@@ -712,8 +738,8 @@ class CampaignRun:
     def fail(self, exc: BaseException) -> None:
         """Record the run as failed (unless nothing had started, or it is a dry run). A run whose delivery
         had started stays settleable: the next attempt asks the destination whether its drop landed."""
-        refused = isinstance(exc, ConfigError | DropInTheWay | FutureRunTime)
-        if self.options.dry_run or (refused and "build" not in self.record.step_seconds):
+        refused = isinstance(exc, ConfigError | DropInTheWay | FutureRunTime)  # what validate would say
+        if self.options.dry_run or (refused and self.record.delivery_started_at is None):
             return
         self.record.status = FAILED
         self.record.finished_at = _now()
@@ -739,6 +765,16 @@ class CampaignRun:
     def _layout_of(self, campaign: Campaign, run_time: datetime) -> FileLayout:
         """The names a run of `campaign` at `run_time` writes (this run's, or a crashed one's)."""
         return campaign_layout(campaign, self.project.config, run_time)
+
+    def _code_path(self) -> Path:
+        """The code fingerprint of the campaign's last build (see `_check_columns_before_build`)."""
+        return self.project.directory / WORK_DIR / "builds" / f"{self.campaign.name}.code.json"
+
+    def _built_code(self) -> dict[str, str] | None:
+        try:
+            return dict(json.loads(self._code_path().read_text()))
+        except (OSError, ValueError):
+            return None
 
     def _journal(self) -> Journal:
         return Journal(journal_path(self.project.dbt.target_info(), self.project.directory))

@@ -11,6 +11,7 @@ from directmail.config import CONFIG_FILE, DirectMailConfig, config_warnings, lo
 from directmail.errors import ConfigError, Finding
 from directmail.namecollisions import collision_findings
 from directmail.parsecache import NodeInfo
+from directmail.valuechecks import header_findings
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,9 @@ def load_project(directory: Path, target: str | None = None) -> Project:
     if config is not None:
         for campaign in campaigns.values():
             _add(by_campaign, campaign.name, check_against_config(campaign, config))
+            chosen = config.configurations.get(campaign.spec.configuration)
+            if chosen is not None:  # the notes in the configuration's encoding (the labels need the model)
+                _add(by_campaign, campaign.name, header_findings(campaign, [], chosen.encoding))
         for colliding, collisions in collision_findings(campaigns, config, directory).items():
             _add(by_campaign, colliding, collisions)
         if config.consent is not None:
