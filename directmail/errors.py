@@ -32,6 +32,12 @@ class ConfigError(DirectMailError):
         super().__init__("\n".join(str(f) for f in self.findings))
 
 
+class RowsRefused(ConfigError):
+    """A finding about the built rows (an identity empty or on several rows, an addresses source with
+    several rows for a profile): the data is wrong, not the YAML, so unlike a configuration error it is
+    recorded as a failed run."""
+
+
 class BuildError(DirectMailError):
     """dbt could not build (or test) the campaign or what it depends on."""
 

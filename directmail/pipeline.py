@@ -41,6 +41,7 @@ from directmail.errors import (
     ExtractInvalid,
     Finding,
     FutureRunTime,
+    RowsRefused,
     Settled,
     StagingFailed,
 )
@@ -454,20 +455,20 @@ class CampaignRun:
         ).to_pylist()
         if repeated and repeated[0]["identity"] in (None, ""):
             reason = f"the identity column {column} is empty on some rows; it must name every row's profile"
-            raise ConfigError([_campaign_finding(self.campaign, "identity", reason)])
+            raise RowsRefused([_campaign_finding(self.campaign, "identity", reason)])
         if repeated:
             reason = (
                 f"the identity column {column} is not unique: {repeated[0]['identity']!r} is on "
                 f"{repeated[0]['n']} rows; a campaign has one row per profile (declare dbt's unique test)"
             )
-            raise ConfigError([_campaign_finding(self.campaign, "identity", reason)])
+            raise RowsRefused([_campaign_finding(self.campaign, "identity", reason)])
         if rules.addresses is None:
             raise ExtractInvalid(f"{self.campaign.name}: {self.record.targeted:,} staged rows for {rows:,}")
         reason = (
             f"the addresses source has more than one row for some {rules.addresses.source.identity}; it "
             "must have one row per profile"
         )
-        raise ConfigError([Finding(CONFIG_FILE, "addresses", reason)])
+        raise RowsRefused([Finding(CONFIG_FILE, "addresses", reason)])
 
     def _rules(self) -> Rules:
         return resolve_rules(
@@ -738,7 +739,9 @@ class CampaignRun:
     def fail(self, exc: BaseException) -> None:
         """Record the run as failed (unless nothing had started, or it is a dry run). A run whose delivery
         had started stays settleable: the next attempt asks the destination whether its drop landed."""
-        refused = isinstance(exc, ConfigError | DropInTheWay | FutureRunTime)  # what validate would say
+        refused = isinstance(exc, ConfigError | DropInTheWay | FutureRunTime) and not isinstance(
+            exc, RowsRefused
+        )
         if self.options.dry_run or (refused and self.record.delivery_started_at is None):
             return
         self.record.status = FAILED
