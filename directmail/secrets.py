@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _REFERENCE = re.compile(
     r"^\$\{(?:(?P<scheme>[a-z]+):(?P<block>[a-z0-9][a-z0-9-]*)|(?P<env>[A-Za-z_][A-Za-z0-9_]*))\}$"
@@ -124,4 +124,15 @@ def _parse(value: Any) -> SecretRef:
     raise ValueError("a secret must be written as ${ENV_VAR} or ${prefect:block-name}, never inline")
 
 
-Secret = Annotated[SecretRef, BeforeValidator(_parse), PlainSerializer(repr, return_type=str)]
+# How an editor's JSON Schema sees a secret (schemas/): a reference, never a value.
+SECRET_SCHEMA = {
+    "type": "string",
+    "pattern": r"^\s*\$\{(prefect:[a-z0-9][a-z0-9-]*|[A-Za-z_][A-Za-z0-9_]*)\}\s*$",
+    "description": "A secret reference: ${ENV_VAR} or ${prefect:block-name}, never the value itself.",
+}
+Secret = Annotated[
+    SecretRef,
+    BeforeValidator(_parse),
+    PlainSerializer(repr, return_type=str),
+    WithJsonSchema(SECRET_SCHEMA),
+]

@@ -331,7 +331,11 @@ def test_the_see_checks_catch_a_missing_file_and_section():
 
 
 def test_direct_mail_yml_points_to_its_reference_page():
-    first_comment = next(line for line in read(ROOT / "direct_mail.yml").splitlines() if line.startswith("#"))
+    lines = read(ROOT / "direct_mail.yml").splitlines()
+    assert (
+        lines[0] == "# yaml-language-server: $schema=schemas/direct_mail.schema.json"
+    )  # the editor's schema
+    first_comment = next(line for line in lines[1:] if line.startswith("#"))
     assert "docs/direct-mail-yml.md" in first_comment
 
 
