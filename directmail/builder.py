@@ -203,6 +203,35 @@ class DbtProject:
             pending += [*getattr(depends_on, "nodes", []), *getattr(depends_on, "macros", [])]
         return found
 
+    def compiled(self, models: dict[str, str]) -> dict[str, str]:
+        """Compiled SQL (no vars) of models given as {unique id: name}, compiling only what changed: a
+        model's SQL is reused while the project's files are unchanged (no dbt at all), or, after a change
+        elsewhere, while its own code and everything upstream of it is (see `code_fingerprint`)."""
+        cached = self.cache.compiled_entry()
+        parse_key = self.cache.fingerprint.parse_key
+        found = {
+            uid: entry["sql"]
+            for uid, entry in cached.items()
+            if uid in models and parse_key is not None and entry.get("parse") == parse_key
+        }
+        if len(found) == len(models):
+            return found
+        codes = {uid: _digest(self.code_fingerprint(uid, {})) for uid in models}
+        for uid in models:
+            entry = cached.get(uid, {})
+            if uid not in found and entry.get("code") == codes[uid] and "sql" in entry:
+                found[uid] = entry["sql"]
+        missing = [name for uid, name in models.items() if uid not in found]
+        if missing:
+            found.update(self.compile_many(missing))
+        self.cache.store_compiled(
+            {
+                **cached,
+                **{uid: {"parse": parse_key or "", "code": codes[uid], "sql": found[uid]} for uid in models},
+            }
+        )
+        return found
+
     def compile_many(self, names: list[str], run_vars: dict[str, str] | None = None) -> dict[str, str]:
         """Compiled SQL of the named models, by unique id (nothing is built)."""
         manifest = self.parse(run_vars) if run_vars else None  # a run's compile shares its build's parse
@@ -300,3 +329,7 @@ def release_connections() -> None:
         return
     DuckDBConnectionManager.close_all_connections()
     gc.collect()
+
+
+def _digest(fingerprint: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()

@@ -62,7 +62,7 @@ def _column_findings(project: Project, campaigns: list) -> list[Finding]:
     """Compile the campaigns and describe their queries (duplicates kept) against the warehouse."""
     findings: list[Finding] = []
     try:
-        compiled = project.dbt.compile_many([c.name for c in campaigns])
+        compiled = project.dbt.compiled({c.unique_id: c.name for c in campaigns})
     except BuildError as exc:
         return [Finding("models", "", f"dbt compile failed: {exc}")]
     warehouse = open_warehouse(project.dbt.target_info(), project.directory)

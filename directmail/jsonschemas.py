@@ -29,7 +29,8 @@ def direct_mail_schema() -> dict[str, Any]:
         "$id": f"https://directmail.dev/schemas/{DIRECT_MAIL}",
         **schema,
         "title": "direct_mail.yml",
-        "description": "Routings, configurations and sources of a directmail project (docs/direct-mail-yml.md).",
+        "description": "Routings, configurations and sources of a directmail project "
+        "(docs/direct-mail-yml.md).",
     }
 
 

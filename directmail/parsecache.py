@@ -231,6 +231,15 @@ class ParseCache:
             return
         self._store("target", self.fingerprint.profile_key, value)
 
+    def compiled_entry(self) -> dict[str, dict[str, str]]:
+        """Compiled SQL by unique id, each with the parse key and code digest it was compiled under (the
+        target's relation names are in it, so the whole section is kept per profile)."""
+        entry = self._entry("compiled", self.fingerprint.profile_key)
+        return entry if isinstance(entry, dict) else {}
+
+    def store_compiled(self, compiled: dict[str, dict[str, str]]) -> None:
+        self._store("compiled", self.fingerprint.profile_key, compiled)
+
     def _entry(self, section: str, key: str | None) -> Any:
         if key is None:
             return None

@@ -18,7 +18,7 @@ import pytest
 from directmail.builder import DbtProject
 from directmail.errors import ConfigError
 from directmail.project import load_project
-from tests.conftest import copy_project_files
+from tests.conftest import copy_project_files, copy_sample_project
 
 PROBE = Path(__file__).resolve().parent / "import_probe.py"
 CAMPAIGNS_YML = "models/campaigns/_campaigns__models.yml"
@@ -234,4 +234,40 @@ def test_validate_reports_a_models_yaml_typo_without_dbt(project):
     assert result.returncode == 1
     assert f"error: {CAMPAIGNS_YML}: line " in result.stderr
     assert "invalid YAML" in result.stderr
+    assert "dbt" not in imported
+
+
+def test_validate_compiles_only_the_campaigns_whose_code_changed_and_none_when_nothing_did(
+    tmp_path, monkeypatch
+):
+    """The compiled SQL `validate` checks columns with is kept beside the parse: unchanged files, no dbt
+    at all; a change, only the campaigns whose own code or upstream changed are compiled again."""
+    monkeypatch.delenv("DIRECTMAIL_WAREHOUSE", raising=False)
+    project = copy_sample_project(tmp_path / "project", profiles=200)
+    compiled: list[list[str]] = []
+    original = DbtProject.compile_many
+
+    def counted(self, names, run_vars=None):
+        compiled.append(sorted(names))
+        return original(self, names, run_vars)
+
+    monkeypatch.setattr(DbtProject, "compile_many", counted)
+
+    def validate() -> None:
+        from directmail.checks import check_project
+
+        check_project(load_project(project))
+
+    validate()
+    assert compiled == [["lapsed_postcard", "winter_catalog"]]
+    validate()
+    assert compiled == [["lapsed_postcard", "winter_catalog"]]  # nothing changed: nothing compiled
+    model = project / "models" / "campaigns" / "lapsed_postcard.sql"
+    model.write_text(model.read_text() + "\n-- a comment\n")
+    validate()
+    assert compiled[1:] == [["lapsed_postcard"]]
+    edit(project / CAMPAIGNS_YML, "holdout_percent: 5", "holdout_percent: 6")  # meta only: no SQL changed
+    validate()
+    assert compiled[2:] == []
+    _, imported = directmail(project, "validate")
     assert "dbt" not in imported
