@@ -383,6 +383,14 @@ class PostgresServer:
     def uri(self) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
 
+    def warehouse(self, database: str = "directmail"):
+        """The runner's PostgreSQL warehouse on a database of this server."""
+        from directmail.builder import RunnerCredentials, TargetInfo
+        from directmail.warehouse.postgres_warehouse import PostgresWarehouse
+
+        connection = {"host": "127.0.0.1", "port": self.port, "user": self.user, "dbname": database}
+        return PostgresWarehouse(TargetInfo("postgres", "postgres", RunnerCredentials(connection=connection)))
+
     def new_database(self, name: str, options: str = "") -> dict[str, str]:
         """A fresh database (`create database <name> <options>`), and the environment that points libpq,
         dbt's `postgres` target and the sample generator at it (no other PG* variable kept)."""

@@ -151,16 +151,7 @@ def test_duckdb_writes_every_directive_as_python_strftime_does():
 def test_postgres_writes_every_pattern_as_duckdb_does(postgres):
     import duckdb
 
-    from directmail.warehouse.postgres_warehouse import PostgresWarehouse
-
-    env = postgres.environment
-    connection = {
-        "host": env["PGHOST"],
-        "port": int(env["PGPORT"]),
-        "user": env["PGUSER"],
-        "dbname": "directmail",
-    }
-    pg = PostgresWarehouse(TargetInfo("postgres", "postgres", RunnerCredentials(connection=connection)))
+    pg = postgres.warehouse()
     duck, duck_dialect = duckdb.connect(), DuckDBDialect()
     typed = [  # (PostgreSQL type, DuckDB type, the runner's type name, literals)
         ("date", "date", "DATE", ["'2024-01-05'", "'1999-12-31'", "null"]),

@@ -194,18 +194,9 @@ def test_the_dialects_write_the_same_text(postgres):
     fallback household key: the same strings from PostgreSQL's SQL as from DuckDB's."""
     import duckdb
 
-    from directmail.builder import RunnerCredentials, TargetInfo
     from directmail.warehouse.duckdb_warehouse import DuckDBDialect
-    from directmail.warehouse.postgres_warehouse import PostgresWarehouse
 
-    env = postgres.environment
-    connection = {
-        "host": env["PGHOST"],
-        "port": int(env["PGPORT"]),
-        "user": env["PGUSER"],
-        "dbname": "directmail",
-    }
-    pg = PostgresWarehouse(TargetInfo("postgres", "postgres", RunnerCredentials(connection=connection)))
+    pg = postgres.warehouse()
     duck, pg_dialect, duck_dialect = duckdb.connect(), pg.dialect, DuckDBDialect()
 
     def both(expression) -> tuple[list, list]:

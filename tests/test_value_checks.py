@@ -15,7 +15,7 @@ from directmail.campaign import Campaign, parse_campaign_spec
 from directmail.errors import ExtractInvalid
 from directmail.extract import IDENTITY, ROW
 from directmail.schema import ExtractValidator
-from directmail.valuechecks import value_checks
+from directmail.valuechecks import encodes, value_checks
 from directmail.warehouse.duckdb_warehouse import DuckDBDialect
 
 LABELS = ["line1", "city", "country", "note"]
@@ -162,17 +162,9 @@ def _checked_rows(encoding: str) -> tuple[list[list[str]], set[int]]:
     rows, failing = [], set()
     for n, character in enumerate([*LEGAL, *FORBIDDEN]):
         rows.append(["1 Main St", "Paris", "FR", f"a{character}b"])
-        if character in FORBIDDEN or not _encodes(character, encoding):
+        if character in FORBIDDEN or not encodes(character, encoding):
             failing.add(n)
     return rows, failing
-
-
-def _encodes(text: str, encoding: str) -> bool:
-    try:
-        text.encode(encoding)
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "cp1252", "latin-1"])
