@@ -32,13 +32,19 @@ EXTRAS ?=
 SYNC_EXTRAS := $(foreach extra,$(sort $(EXTRAS) $(filter spark,$(TARGET))),--extra $(extra))
 # Profiles of the day-2 run (bench/day2.py): 1000000 for the issue's size.
 BENCH_DAY2_PROFILES ?= 100000
+# `make soak` (tests/test_invariant_sequences.py): minutes, steps per sequence, the first seed (plain
+# pytest runs seeds from 0), and how many return files of 150,000-300,000 rows it may ingest.
+SOAK_MINUTES ?= 30
+SOAK_STEPS ?= 60
+SOAK_SEED ?= 1000
+SOAK_LARGE_RETURNS ?= 10
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
-.PHONY: setup test-servers java sample demo test bench lint format docs clean ui serve local-postgres local-postgres-stop
+.PHONY: setup test-servers java sample demo test soak bench lint format docs clean ui serve local-postgres local-postgres-stop
 
 setup:  ## Python environment from uv.lock (bytecode compiled: PYTHONDONTWRITEBYTECODE=1 is common)
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -91,6 +97,11 @@ demo: sample  ## Sample warehouse → both sample campaigns → files in landing
 
 test: setup test-servers  ## The whole test suite (starts and stops its own servers)
 	$(RUN) pytest -q
+
+soak: setup test-servers  ## Randomized sequences of runs, kills, mail-house actions and return files, every invariant checked after each step, for SOAK_MINUTES (30)
+	DIRECTMAIL_SOAK_MINUTES=$(SOAK_MINUTES) DIRECTMAIL_SOAK_EXAMPLES=1000000 DIRECTMAIL_SOAK_STEPS=$(SOAK_STEPS) \
+		DIRECTMAIL_SOAK_SEED=$(SOAK_SEED) DIRECTMAIL_SOAK_LARGE_RETURNS=$(SOAK_LARGE_RETURNS) \
+		$(RUN) pytest -q -s tests/test_invariant_sequences.py
 
 bench: setup test-servers  ## Extract vs the COPY floor and pandas (BENCH_SIZES=1000000,3000000,10000000 for all); start-up; a day-2 run with its build (BENCH_DAY2_PROFILES)
 	$(RUN) python -m bench.extract --sizes $(BENCH_SIZES) --sftp

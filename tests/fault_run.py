@@ -2,8 +2,11 @@
 
 `python -m tests.fault_run '<json>'` with keys directory, meta, configuration, routing, run_time and
 fault: "before:<name>" (just before that file is put at the destination), "after:<name>" (just after it
-landed) or "none". The run is the real pipeline over the Kit project in `directory`. With the key `cli`
-(a list of arguments) instead, the `directmail` command runs with them, as an operator runs it.
+landed) or "none". The run is the real pipeline over the Kit project in `directory`. With the key
+`campaigns` (campaign name → meta) instead of `meta`, the project holds those campaigns
+(Kit.campaigns_project) and `campaign` names the one to run; `options` adds RunOptions fields
+(allow_future, force). With the key `cli` (a list of arguments) instead, the `directmail` command runs
+with them, as an operator runs it.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ def main(spec: dict) -> None:
         app(spec["cli"], prog_name="directmail")
         return
     kit = Kit(Path(spec["directory"]))
+    if "campaigns" in spec:
+        project = kit.campaigns_project(spec["campaigns"], spec["configuration"], routing=spec.get("routing"))
+        kit.run(project, spec["campaign"], run_time=spec["run_time"], **spec.get("options", {}))
+        return
     project = kit.project(spec["meta"], spec["configuration"], routing=spec.get("routing"))
     kit.run(project, run_time=spec["run_time"])
 

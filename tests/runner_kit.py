@@ -65,9 +65,25 @@ class Kit:
     ) -> Project:
         """`extra`: more direct_mail.yml sections (addresses, suppression), each naming a table in main;
         `seeds`: tables in main usable as seed lists."""
-        spec, findings = parse_campaign_spec(table, {"configuration": "test", **meta}, "models/test.yml")
-        assert not findings, findings
-        campaign = Campaign(table, spec, f"model.test.{table}", f"main.{table}", "models/test.yml")
+        return self.campaigns_project({table: meta}, configuration, routing, extra, seeds)
+
+    def campaigns_project(
+        self,
+        metas: dict[str, dict],
+        configuration: dict | None = None,
+        routing: dict | None = None,
+        extra: dict | None = None,
+        seeds: list[str] = (),
+    ) -> Project:
+        """A project of several campaigns, each over the table in main named like it, all under the one
+        configuration: campaigns whose drops land in one folder (see `project` for the other keys)."""
+        campaigns = {}
+        for table, meta in metas.items():
+            spec, findings = parse_campaign_spec(table, {"configuration": "test", **meta}, "models/test.yml")
+            assert not findings, findings
+            campaigns[table] = Campaign(
+                table, spec, f"model.test.{table}", f"main.{table}", "models/test.yml"
+            )
         dbt = DbtProject(self.directory)
         dbt._target_info = TargetInfo("duckdb", "test", SimpleNamespace(path=str(self.database)))
         self.sql(
@@ -82,7 +98,7 @@ class Kit:
             self.directory,
             dbt,
             make_config(configuration, routing=routing, extra=extra),
-            {table: campaign},
+            campaigns,
             "main.consents",
             None,
             sources=sources,
