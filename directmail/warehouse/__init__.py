@@ -123,7 +123,11 @@ class SqlDialect(Protocol):
 
 
 class Warehouse(Protocol):
-    dialect: SqlDialect
+    @property
+    def dialect(self) -> SqlDialect:
+        """The SQL this engine speaks (read-only: an engine's attribute of its own dialect class)."""
+        ...
+
     # Whether transaction() makes its statements all or nothing. Spark's parquet tables have no
     # transactions: the history is then written append-only, in an order a crash cannot corrupt.
     transactional: bool

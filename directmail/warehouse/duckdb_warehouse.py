@@ -156,7 +156,10 @@ class DuckDBWarehouse:
         duplicate label in the dbt style's final `select * from <cte>`; the parsed query does not.
         """
         try:
-            tree = json.loads(self._con.execute("select json_serialize_sql(?)", [sql]).fetchone()[0])
+            row = self._con.execute("select json_serialize_sql(?)", [sql]).fetchone()
+            if row is None:
+                return None
+            tree = json.loads(row[0])
             node = tree["statements"][0]["node"]
         except (duckdb.Error, KeyError, IndexError, TypeError, json.JSONDecodeError):
             return None
@@ -172,8 +175,8 @@ class DuckDBWarehouse:
                     return None
                 node = ctes[source["table_name"]]
                 continue
-            names = [_output_name(expression) for expression in select_list]
-            return None if None in names else names
+            names = [name for expression in select_list if (name := _output_name(expression)) is not None]
+            return names if len(names) == len(select_list) else None
         return None
 
     @contextmanager
