@@ -112,7 +112,11 @@ class CampaignSpec(StrictModel):
 def _sort_keys(items: list[str]) -> list[SortKey]:
     keys = []
     for item in items:
-        match = _SORT_KEY.match(item.strip())
+        text = item.strip()
+        match = _SORT_KEY.match(text)
+        if match is None:  # empty, or a line break inside: no column has that name (check_columns says so)
+            keys.append(SortKey(text))
+            continue
         direction = (match.group("direction") or "asc").lower()
         keys.append(SortKey(match.group("column"), direction == "desc"))
     return keys

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from directmail.campaign import check_columns
 from directmail.delivery import probe
 from directmail.delivery.preflight import routing_findings
-from directmail.errors import BuildError, DeliveryError, Finding
+from directmail.errors import BuildError, DeliveryError, Finding, Level
 from directmail.project import Project
 from directmail.warehouse import open_warehouse, query_labels
 
@@ -31,7 +31,7 @@ def _routing_findings(project: Project) -> list[Finding]:
     used = {c.routing for c in project.config.configurations.values()}
     findings = []
     for name, routing in project.config.routing.items():
-        level = "error" if name in used and routing.status == "active" else "warning"
+        level: Level = "error" if name in used and routing.status == "active" else "warning"
         findings += routing_findings(name, routing, project.directory, level)
     return findings
 
@@ -68,7 +68,7 @@ def _column_findings(project: Project, campaigns: list) -> list[Finding]:
     warehouse = open_warehouse(project.dbt.target_info(), project.directory)
     try:
         for campaign in campaigns:
-            sql = compiled.get(campaign.unique_id)
+            sql = compiled[campaign.unique_id]  # compiled() has every campaign's SQL
             try:
                 warehouse.describe(sql)  # fails when upstream tables are missing
                 labels = query_labels(warehouse, sql)

@@ -6,6 +6,7 @@ import fcntl
 import os
 import sys
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -339,7 +340,7 @@ def _schedule_text(schedule: Schedule | None) -> str:
     return schedule.at.isoformat() if schedule.at else f"{schedule.cron} ({schedule.timezone})"
 
 
-def _print_records(rows: list[dict[str, str]], wrap: set[str] = frozenset()) -> None:
+def _print_records(rows: list[dict[str, str]], wrap: AbstractSet[str] = frozenset()) -> None:
     """A table on a terminal wide enough for it; otherwise (narrow, or piped) one `key: value` block per
     record, nothing cut or folded: names and run ids are copied from here into commands."""
     if not rows:
@@ -569,7 +570,7 @@ def report(
     if as_json:
         _print_json({"run": to_json(records[0]), "earlier_runs": [to_json(r) for r in records[1:]]})
         return
-    shown = [to_rich(records[0])]
+    shown: list[RenderableType] = [to_rich(records[0])]
     if len(records) > 1:
         table = Table(title="earlier runs", title_justify="left")
         for heading in ("run id", "status", "targeted", "exported", "finished"):

@@ -128,6 +128,7 @@ def encrypt_file(source: Path, target: Path, key: PublicKey, already_compressed:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+        assert process.stdout is not None and process.stderr is not None  # both are pipes
         while chunk := process.stdout.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)

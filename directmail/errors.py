@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+Level = Literal["error", "warning"]  # a finding's: an error refuses, a warning only tells
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -13,7 +15,7 @@ class Finding:
     file: str
     key: str
     reason: str
-    level: Literal["error", "warning"] = "error"
+    level: Level = "error"
 
     def __str__(self) -> str:
         where = f"{self.file}: {self.key}" if self.key else self.file

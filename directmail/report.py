@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 
 from directmail.history import RunRecord
@@ -107,7 +107,7 @@ def to_rich(record: RunRecord) -> Group:
     summary.add_row("destination", record.destination)
     if record.step_seconds:
         summary.add_row("duration", " · ".join(f"{k} {v:.1f}s" for k, v in record.step_seconds.items()))
-    parts = [summary]
+    parts: list[RenderableType] = [summary]
     if record.files:
         files = Table(title_justify="left")
         files.add_column("file", overflow="fold")

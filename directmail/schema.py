@@ -49,6 +49,7 @@ class ExtractValidator:
 
     def validate(self, batch: pa_arrow.RecordBatch) -> None:
         frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)  # a record batch converts to a frame (an array, to a Series)
         try:
             self.schema.validate(frame, lazy=True)
         except pa.errors.SchemaErrors as exc:

@@ -364,6 +364,13 @@ def test_settings_naming_missing_columns_are_refused():
     assert "address column 'zip' is not a written column" in reasons
 
 
+def test_a_blank_sort_key_is_a_missing_column_not_a_crash():
+    campaign = _campaign(sort_by=["  ", "city desc"])
+    assert [k.column for k in campaign.spec.sort_keys] == ["", "city"]
+    reasons = [f.reason for f in check_columns(campaign, ["profile_id", "city"])]
+    assert reasons == ["sort column '' is not a column of the model"]
+
+
 def test_household_order_without_household_is_refused():
     _, findings = parse_campaign_spec("winter", {**BASE_META, "household_order": ["ltv desc"]}, "m.yml")
     assert [str(f) for f in findings] == [

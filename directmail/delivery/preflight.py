@@ -10,11 +10,11 @@ from pathlib import Path
 
 from directmail.config import CONFIG_FILE, Routing, SftpRouting, resolve_directory
 from directmail.encryption import KeyProblem, load_public_key
-from directmail.errors import DeliveryError, Finding
+from directmail.errors import DeliveryError, Finding, Level
 from directmail.secrets import ENV
 
 
-def routing_findings(name: str, routing: Routing, project_dir: Path, level: str = "error") -> list[Finding]:
+def routing_findings(name: str, routing: Routing, project_dir: Path, level: Level = "error") -> list[Finding]:
     findings: list[Finding] = []
 
     def finding(key: str, reason: str) -> None:
