@@ -21,7 +21,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import BinaryIO
+from typing import IO, BinaryIO, Protocol
 
 import pyarrow as pa
 
@@ -64,6 +64,26 @@ class _HashingFile:
     def flush(self) -> None:
         self.raw.flush()
 
+    def close(self) -> None:
+        self.raw.close()
+
+
+class _Output(Protocol):
+    """Where a part's bytes go: its hashed file itself, or gzip or a zip member over it."""
+
+    def write(self, data: bytes | memoryview, /) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Part:
+    """The open part: its file (hashed and counted) and the output its lines are written to."""
+
+    file: _HashingFile
+    out: _Output
+    archive: zipfile.ZipFile | None = None  # compression zip: the part's archive
+
 
 @dataclass
 class FileTexts:
@@ -94,11 +114,14 @@ class PartsWriter:
         self.files: list[StagedFile] = []
         self._index = 0
         self._rows_in_part = 0
-        self._raw: BinaryIO | None = None
-        self._hashing: _HashingFile | None = None
-        self._archive: zipfile.ZipFile | None = None  # compression zip: the part's archive
-        self._out: BinaryIO | None = None
+        self._part: _Part | None = None
         self._open_next_part()
+
+    @property
+    def _current(self) -> _Part:
+        if self._part is None:
+            raise ValueError("I/O operation on a closed parts writer")
+        return self._part
 
     def write(self, lines: pa.Array) -> None:
         """Append a batch's finished lines, starting new parts at the threshold."""
@@ -108,7 +131,7 @@ class PartsWriter:
                 self._close_part()
                 self._open_next_part()
             take = min(length - offset, self.split_threshold - self._rows_in_part)
-            self._out.write(self.encoder.lines(lines.slice(offset, take)))
+            self._current.out.write(self.encoder.lines(lines.slice(offset, take)))
             self._rows_in_part += take
             offset += take
 
@@ -122,67 +145,72 @@ class PartsWriter:
     def abort(self) -> None:
         """After a failure (a full disk): close the open part without keeping it, so that nothing is
         flushed into it again later; the caller removes the staging folder."""
-        compressed = self._out if self._out is not self._hashing else None
-        for handle in (compressed, self._archive, self._raw):
-            if handle is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    handle.close()
-        self._out = self._raw = self._hashing = self._archive = None
+        if (part := self._part) is not None:
+            handles: list[_Output | zipfile.ZipFile | None] = [
+                part.out if part.out is not part.file else None,
+                part.archive,
+                part.file,
+            ]
+            for handle in handles:
+                if handle is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        handle.close()
+        self._part = None
 
     def _open_next_part(self) -> None:
         self._index += 1
         name = self.layout.part_name(self._index, self.parts)
         path = self.staging_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._raw = path.open("wb")
-        self._hashing = _HashingFile(self._raw)
+        file = _HashingFile(path.open("wb"))
+        self._part = part = _Part(file, file)  # abort() closes the file if what follows fails
         if self.layout.compression == "gzip":
-            self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._hashing, mtime=0, compresslevel=6)
+            part.out = gzip.GzipFile(filename="", mode="wb", fileobj=file, mtime=0, compresslevel=6)
         elif self.layout.compression == "zip":
-            self._archive, self._out = _open_zip_member(self._hashing, FileLayout.archive_member(name))
-        else:
-            self._out = self._hashing
-        self._out.write(self.encoder.file_prefix)
+            part.archive, part.out = _open_zip_member(file, FileLayout.archive_member(name))
+        part.out.write(self.encoder.file_prefix)
         if self.texts.header_note is not None:
-            self._out.write(self.encoder.note(self.texts.header_note))
-        self._out.write(self.encoder.header(self.texts.labels))
+            part.out.write(self.encoder.note(self.texts.header_note))
+        part.out.write(self.encoder.header(self.texts.labels))
         self._rows_in_part = 0
         self.files.append(StagedFile(name, path, 0, 0, ""))
 
     def _close_part(self) -> None:
-        if self._out is None:
+        part = self._part
+        if part is None:
             return
         if self.seed_rows:
-            self._out.write(self.encoder.lines(self.texts.seed_lines))
+            part.out.write(self.encoder.lines(self.texts.seed_lines))
             self._rows_in_part += self.seed_rows
         if self.texts.footer_note is not None:
-            self._out.write(self.encoder.note(self.texts.footer_note))
-        if self._out is not self._hashing:
-            self._out.close()  # gzip's trailer (zip: the member's data descriptor) into the hashing file
-        if self._archive is not None:
-            self._archive.close()  # the zip's central directory
-        self._raw.close()
+            part.out.write(self.encoder.note(self.texts.footer_note))
+        if part.out is not part.file:
+            part.out.close()  # gzip's trailer (zip: the member's data descriptor) into the hashing file
+        if part.archive is not None:
+            part.archive.close()  # the zip's central directory
+        part.file.close()
         staged = self.files[-1]
         staged.rows, staged.bytes, staged.sha256 = (
             self._rows_in_part,
-            self._hashing.size,
-            self._hashing.sha.hexdigest(),
+            part.file.size,
+            part.file.sha.hexdigest(),
         )
-        self._out = self._raw = self._hashing = self._archive = None
+        self._part = None
 
 
 # A zip member's time: the earliest a zip can say (its DOS date starts in 1980), the same in every run.
 ZIP_MEMBER_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def _open_zip_member(out: _HashingFile, member: str) -> tuple[zipfile.ZipFile, BinaryIO]:
-    """A zip archive over `out` (which cannot seek: streamed) and its one member, open for writing."""
-    archive = zipfile.ZipFile(out, mode="w")  # type: ignore[arg-type]  # write() is all it needs
+def _open_zip_member(out: _HashingFile, member: str) -> tuple[zipfile.ZipFile, IO[bytes]]:
+    """A zip archive over `out` (which cannot seek: streamed) and its one member, open for writing. The
+    archive never closes `out` (a file object passed in is the caller's): the part closes it."""
+    archive = zipfile.ZipFile(out, mode="w")
     info = zipfile.ZipInfo(member, date_time=ZIP_MEMBER_TIME)
     info.compress_type = zipfile.ZIP_DEFLATED  # deflate at zlib's default level (6)
     info.create_system = 3  # Unix, whatever the machine: the attributes below are Unix's
     info.external_attr = 0o100644 << 16  # a regular file, rw-r--r--
-    return archive, archive.open(info, mode="w", force_zip64=True)  # type: ignore[return-value]
+    return archive, archive.open(info, mode="w", force_zip64=True)
 
 
 # How a warehouse says its disk is full: an OS error's text (DuckDB's IO Error, PostgreSQL's "could not
