@@ -14,7 +14,7 @@ import socket
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import paramiko
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +24,9 @@ from directmail.config import SftpRouting, resolve_directory
 from directmail.delivery.retry import describe_exception, with_retries
 from directmail.errors import DeliveryError
 from directmail.secrets import remember
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 WINDOW_SIZE = 1 << 27  # 128 MiB: the writer never stalls waiting for window adjustments on fast links
 MAX_PACKET_SIZE = 1 << 18
@@ -71,6 +74,7 @@ def load_private_key(value: str, passphrase: str | None) -> paramiko.PKey:
             raise DeliveryError("private_key: the key file named by the secret does not exist")
         data = path.read_bytes()
     password = passphrase.encode() if passphrase else None
+    loaded: PrivateKeyTypes
     try:
         try:
             loaded = serialization.load_ssh_private_key(data, password=password)
@@ -82,7 +86,7 @@ def load_private_key(value: str, passphrase: str | None) -> paramiko.PKey:
     except ValueError:
         reason = "wrong passphrase" if passphrase else "not an OpenSSH or PEM private key"
         raise DeliveryError(f"private_key: {reason}") from None
-    key_class = {
+    key_class: dict[type[PrivateKeyTypes], type[paramiko.PKey]] = {
         rsa.RSAPrivateKey: paramiko.RSAKey,
         ed25519.Ed25519PrivateKey: paramiko.Ed25519Key,
         ec.EllipticCurvePrivateKey: paramiko.ECDSAKey,
@@ -111,6 +115,7 @@ class SftpDestination:
         self.on_bytes = on_bytes
         self._transport: paramiko.Transport | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self._write_size = 32768  # the largest write request the connected server is known to take
         self._made: set[str] = set()
 
     def describe(self) -> str:
@@ -146,10 +151,13 @@ class SftpDestination:
         transport.start_client(timeout=r.timeout)
         self._check_host_key(transport.get_remote_server_key(), pinned)
         self._authenticate(transport)
-        sftp = paramiko.SFTPClient.from_transport(
-            transport, window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET_SIZE
-        )
-        sftp.get_channel().settimeout(r.timeout)
+        # SFTPClient.from_transport's steps, keeping the channel for its timeout
+        channel = transport.open_session(window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET_SIZE)
+        channel.invoke_subsystem("sftp")
+        sftp = paramiko.SFTPClient(channel)
+        channel.settimeout(r.timeout)
+        openssh = transport.remote_version.startswith("SSH-2.0-OpenSSH")
+        self._write_size = OPENSSH_WRITE_SIZE if openssh else 32768
         return sftp
 
     def _check_host_key(self, offered: paramiko.PKey, pinned: dict[str, paramiko.PKey]) -> None:
@@ -212,7 +220,11 @@ class SftpDestination:
             sftp.mkdir(directory)
         self._made.add(directory)
 
-    def put(self, local_path: Path, relative_name: str) -> None:
+    stages_under_temporary_name = True
+
+    def put(
+        self, local_path: Path, relative_name: str, before_commit: Callable[[], None] | None = None
+    ) -> None:
         final = self.remote_path(relative_name)
         temporary = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.partial")
         size = local_path.stat().st_size
@@ -224,6 +236,8 @@ class SftpDestination:
             held = sftp.stat(temporary).st_size
             if held != size:
                 raise OSError(f"size mismatch after upload: server holds {held} bytes, sent {size}")
+            if before_commit is not None:
+                before_commit()
             try:
                 sftp.posix_rename(temporary, final)
             except OSError as exc:  # servers without posix-rename@openssh.com: remove, then rename
@@ -240,7 +254,7 @@ class SftpDestination:
 
     def _upload(self, sftp: paramiko.SFTPClient, local_path: Path, remote_path: str, size: int) -> None:
         """Pipelined writes (no wait for each acknowledgement), in the largest requests the server takes."""
-        chunk = OPENSSH_WRITE_SIZE if self._transport.remote_version.startswith("SSH-2.0-OpenSSH") else 32768
+        chunk = self._write_size
         sent = 0
         with local_path.open("rb") as source, sftp.file(remote_path, "wb") as remote:
             remote.set_pipelined(True)
