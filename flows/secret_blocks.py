@@ -15,7 +15,11 @@ from directmail.secrets import PREFECT, register_resolver
 
 
 def read_secret_block(name: str) -> str:
-    value = Secret.load(name, _sync=True).value.get_secret_value()  # not .get(): it JSON-decodes "1234"
+    # Prefect's async_dispatch takes `_sync` (load synchronously, even from an async flow), but the
+    # signature it gives load() leaves it out
+    block = Secret.load(name, _sync=True)  # type: ignore[call-arg]
+    assert isinstance(block, Secret)  # _sync: the block itself, not a coroutine
+    value = block.value.get_secret_value()  # not .get(): it JSON-decodes "1234"
     return value if isinstance(value, str) else json.dumps(value)
 
 

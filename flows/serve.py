@@ -42,6 +42,8 @@ def prefect_schedule(schedule: Schedule) -> CronSchedule | RRuleSchedule:
     """cron + timezone as is (Prefect handles daylight saving); `at` as a one-off (RRULE COUNT=1)."""
     if schedule.cron is not None:
         return CronSchedule(cron=schedule.cron, timezone=schedule.timezone)
+    if schedule.at is None:
+        raise ValueError("a schedule has a cron or an at")  # Schedule's validator makes sure of it
     local = schedule.at.astimezone(ZoneInfo(schedule.timezone))
     rule = f"DTSTART:{local:%Y%m%dT%H%M%S}\nRRULE:FREQ=DAILY;COUNT=1"
     return RRuleSchedule(rrule=rule, timezone=schedule.timezone)
@@ -55,19 +57,20 @@ def campaign_deployments(project: Project) -> list[RunnerDeployment]:
     project_dir = str(project.directory.resolve())
     deployments = []
     for name, campaign in sorted(project.campaigns.items()):
-        if not is_scheduled(campaign):
+        schedule = campaign.spec.schedule if is_scheduled(campaign) else None
+        if schedule is None:
             continue
         deployments.append(
             run_campaign_flow.to_deployment(
                 name=name,
-                schedules=[prefect_schedule(campaign.spec.schedule)],
+                schedules=[prefect_schedule(schedule)],
                 parameters={"campaign": name, "project_dir": project_dir},
                 description=f"Direct mail campaign {name} (configuration {campaign.spec.configuration})",
                 tags=[TAG],
                 paused=False,
             )
         )
-    return deployments
+    return [d for d in deployments if isinstance(d, RunnerDeployment)]  # not coroutines: called sync
 
 
 def service_deployments(project: Project) -> list[RunnerDeployment]:
