@@ -37,6 +37,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -55,6 +56,7 @@ def _child(stage: str, project: Path, output: Path, rows: int | None = None) -> 
     process = subprocess.Popen([*command, *([str(rows)] if rows is not None else [])], stdout=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     process_seconds = time.perf_counter() - started
+    assert process.stdout is not None  # a pipe
     report = json.loads(process.stdout.read() or b"{}")
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"stage {stage} failed for {project}")
@@ -94,9 +96,12 @@ def run_process(project: Path, copy: Path, exported: int) -> dict:
     command = [directmail, "run", CAMPAIGN, "--skip-build", "--run-time", RUN_TIME]
     result = timed_process(command, copy, "directmail-run")
     with duckdb.connect(_database(copy), read_only=True) as con:
-        status, rows = con.execute(
+        recorded = con.execute(
             "select status, exported from direct_mail.runs where run_id = ?", [f"{CAMPAIGN}@{RUN_TIME}"]
         ).fetchone()
+    if recorded is None:
+        raise RuntimeError(f"directmail run in {copy}: no run recorded")
+    status, rows = recorded
     if (status, rows) != ("delivered", exported):
         raise RuntimeError(f"directmail run in {copy}: {status}, {rows:,} rows (expected {exported:,})")
     shutil.rmtree(copy)
@@ -149,7 +154,7 @@ def split_as_mail_houses_take(project: Path) -> Path:
 
 def measure(size: int, work: Path) -> dict:
     project = bench_project(work / f"project-{size}", size)
-    result = {"profiles": size, "build": _child("build", project, work)}
+    result: dict[str, Any] = {"profiles": size, "build": _child("build", project, work)}
     result["extract"] = _child("extract", project, work / f"extract-{size}")
     exported = result["extract"]["rows"]
     result["floor"] = _child("floor", project, work / f"floor-{size}")

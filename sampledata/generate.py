@@ -196,7 +196,8 @@ def generate(database: Path, profiles: int, seed: int = 42) -> dict[str, int]:
         for statement in HISTORY_DDL:
             con.execute(statement)
         return {
-            table: con.execute(f"select count(*) from raw_crm.{table}").fetchone()[0] for table in CRM_TABLES
+            table: con.execute(f"select count(*) from raw_crm.{table}").fetchall()[0][0]
+            for table in CRM_TABLES
         }
 
 
