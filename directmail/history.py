@@ -53,6 +53,7 @@ DRY_RUN_EMPTY = "dry run: empty"
 # A delivered run whose drop a later run replaced on purpose (`on_existing: replace`): its rows stay in
 # send_rows / exclusion_rows for the record, but it is no longer a drop, so it counts toward no cap.
 SUPERSEDED = "superseded"
+ONCE_DELIVERED = (DELIVERED, SUPERSEDED)  # a run id that reached its mail house once: never again unforced
 # Statuses of a run whose drop may have landed without being recorded (with delivery_started_at set).
 PENDING_STATUSES = (DELIVERING, FAILED)
 

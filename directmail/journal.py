@@ -6,10 +6,13 @@ history commit the runner appends one line for the attempt to this journal, besi
 fsyncs it; settling an attempt reads the journal first and the destination second.
 
 A crash can fall between the manifest's rename and that line. So a first line, `files_landed`, is written
-just before the manifest is put: every data file is at the destination. Settling such an attempt finds
-either its manifest (landed), or its data files still there without a manifest (the manifest never
-landed: deliver again), or nothing at all: a mail house takes files only once the manifest is there, so
-the drop had landed and was taken.
+once every data file is at the destination and the manifest is wholly sent under its temporary name,
+just before the rename that announces it. Settling such an attempt finds either its manifest (landed);
+or the manifest's temporary name still there (the rename never happened: deliver again); or, where the
+destination renames (local, SFTP), neither: the rename happened and the mail house has taken the
+manifest (landed); or, on an object store, which has no temporary name, data files without a manifest
+(deliver again); or nothing at all: a mail house takes files only once the manifest is there, so the
+drop had landed and was taken. `not_landed` says the runner knows the manifest is not there.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from directmail.builder import TargetInfo
 JOURNAL_SUFFIX = ".directmail-journal"
 LANDED = "landed"  # the marker is at the destination: the drop is complete
 FILES_LANDED = "files_landed"  # every data file is there; the manifest is being put
+# The runner knows the manifest is not there: its put failed, or the drop was settled as never landed
+# (its stray files then being removed). Its absence must not read as a drop the mail house took.
+NOT_LANDED = "not_landed"
 
 
 def journal_path(target: TargetInfo, project_dir: Path) -> Path:
@@ -77,15 +83,18 @@ class Journal:
             _fsync_folder(self.path.parent)
 
     def state(self, run_id: str, attempt: int, started: datetime | None) -> str | None:
-        """How far the attempt's drop got by the journal: LANDED, FILES_LANDED or None. Only lines of
-        this very attempt count: a warehouse made again (`make sample`) starts its run ids and attempts
-        over beside a journal that may still hold the old ones, with other delivery start times."""
+        """How far the attempt's drop got by the journal: LANDED, NOT_LANDED, FILES_LANDED or None. Only
+        lines of this very attempt count: a warehouse made again (`make sample`) starts its run ids and
+        attempts over beside a journal that may still hold the old ones, with other delivery starts."""
         events = {
             e.event
             for e in self._entries()
             if e.run_id == run_id and e.attempt == attempt and e.started in ("", _started(started))
         }
-        return LANDED if LANDED in events else FILES_LANDED if FILES_LANDED in events else None
+        for event in (LANDED, NOT_LANDED, FILES_LANDED):  # landed first: nothing unlands a drop
+            if event in events:
+                return event
+        return None
 
     def _entries(self) -> list[Landed]:
         try:

@@ -63,10 +63,12 @@ from directmail.history import (
     DRY_RUN_EMPTY,
     EMPTY,
     FAILED,
+    ONCE_DELIVERED,
+    SUPERSEDED,
     History,
     RunRecord,
 )
-from directmail.journal import FILES_LANDED, Journal, journal_path
+from directmail.journal import FILES_LANDED, NOT_LANDED, Journal, journal_path
 from directmail.layout import FileLayout
 from directmail.locking import warehouse_lock
 from directmail.namecollisions import campaign_layout
@@ -200,11 +202,15 @@ class CampaignRun:
                 self.record.committed_attempt = previous.committed_attempt
                 if previous.may_have_landed and not self.options.dry_run:
                     self._settle(history, previous)
-                elif previous.status == DELIVERED and not self.options.force and not self.options.dry_run:
+                elif (
+                    previous.status in ONCE_DELIVERED and not self.options.force and not self.options.dry_run
+                ):
+                    # A superseded run was delivered too: its pieces may be printed already (I4).
+                    replaced = f", then replaced at the destination ({previous.message})"
                     raise AlreadyDelivered(
                         f"{self.run_id} was already delivered at {previous.finished_at:%Y-%m-%d %H:%M:%S} "
-                        f"UTC ({previous.exported} rows); nothing delivered again (use --force to deliver "
-                        "again)"
+                        f"UTC ({previous.exported} rows){replaced if previous.status == SUPERSEDED else ''}; "
+                        "nothing delivered again (use --force to deliver again)"
                     )
             if not self.options.dry_run:
                 self._check_drops_in_the_way(history)
@@ -610,7 +616,7 @@ class CampaignRun:
             return
         history = History(self._open())
         previous = history.find(self.run_id)
-        if previous and previous.status == DELIVERED and not self.options.force:
+        if previous and previous.status in ONCE_DELIVERED and not self.options.force:
             raise AlreadyDelivered(f"{self.run_id} was delivered by another run in the meantime")
         self.record.status = DELIVERING
         self.record.delivery_started_at = _now()
@@ -650,10 +656,18 @@ class CampaignRun:
         if self.configuration.manifest:
             manifest = write_manifest(self.staging_dir, self.layout, self.manifest())
             marker = self.layout.manifest_name
-            self._journal().record(
-                self.run_id, self.record.attempt, marker, self.record.delivery_started_at, FILES_LANDED
-            )
-            destination.put(manifest, marker)
+            journal, started = self._journal(), self.record.delivery_started_at
+            try:  # FILES_LANDED once the manifest is wholly sent, just before it appears (I4)
+                destination.put(
+                    manifest,
+                    marker,
+                    before_commit=lambda: journal.record(
+                        self.run_id, self.record.attempt, marker, started, FILES_LANDED
+                    ),
+                )
+            except DeliveryError:  # nothing under its name: the journal must not read its absence as taken
+                journal.record(self.run_id, self.record.attempt, marker, started, NOT_LANDED)
+                raise
         # I4: the drop is complete; say so locally before the history commit, since from now on the mail
         # house may take the files and the destination can no longer tell.
         self._journal().record(self.run_id, self.record.attempt, marker, self.record.delivery_started_at)

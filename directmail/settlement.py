@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 
 from directmail.delivery import Destination
 from directmail.delivery.drop import landed, relative_name
 from directmail.history import DELIVERED, History, RunRecord
-from directmail.journal import FILES_LANDED, LANDED, Journal
-from directmail.layout import FileLayout
+from directmail.journal import FILES_LANDED, LANDED, NOT_LANDED, Journal
+from directmail.layout import TEMPORARY_NAME, FileLayout
 
 
 def settle(
@@ -38,7 +39,9 @@ def settle(
     if state != LANDED and not _at_destination(previous, open_destination, layout, with_manifest, state):
         if by is None:
             history.discard_pending(previous)
-        else:
+        else:  # no later run of that id replaces its parts: they go now, as no manifest will announce them
+            journal.record(previous.run_id, previous.attempt, "", previous.delivery_started_at, NOT_LANDED)
+            _remove_stray_files(open_destination, layout, previous)
             history.settle_never_landed(previous, by)
         return None
     settled = replace(
@@ -65,8 +68,35 @@ def _at_destination(
     try:
         if landed(destination, layout, previous.run_id, previous.files, with_manifest):
             return True
+        if state != FILES_LANDED:
+            return False
         names = [relative_name(layout, f["name"]) for f in previous.files]
-        return state == FILES_LANDED and all(destination.size(name) is None for name in names)
+        if all(destination.size(name) is None for name in names):
+            return True  # every file taken: the mail house takes a drop only once it is announced
+        # The manifest was wholly sent: renamed (announced, then taken) unless its temporary is still there.
+        staged = str(
+            PurePosixPath(layout.manifest_name).with_name(
+                TEMPORARY_NAME.format(PurePosixPath(layout.manifest_name).name)
+            )
+        )
+        return with_manifest and destination.stages_under_temporary_name and destination.size(staged) is None
+    finally:
+        destination.close()
+
+
+def _remove_stray_files(
+    open_destination: Callable[[], Destination], layout: FileLayout, previous: RunRecord
+) -> None:
+    """The parts (and sidecars) a never-completed drop left, so that a later drop under those names
+    never stands beside them (I5). The journal says NOT_LANDED first: their absence then never reads as
+    a drop the mail house took."""
+    destination = open_destination()
+    try:
+        for entry in previous.files:
+            name = relative_name(layout, entry["name"])
+            for stray in (name, FileLayout.checksum_name(name)):
+                if destination.size(stray) is not None:
+                    destination.remove(stray)
     finally:
         destination.close()
 

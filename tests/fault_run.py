@@ -29,10 +29,10 @@ def _kill_at(fault: str) -> None:
         destination = real_open(*args, **kwargs)
         real_put = destination.put
 
-        def put(local_path: Path, relative_name: str) -> None:
+        def put(local_path: Path, relative_name: str, before_commit=None) -> None:
             if when == "before" and relative_name == target:
                 os.kill(os.getpid(), signal.SIGKILL)
-            real_put(local_path, relative_name)
+            real_put(local_path, relative_name, before_commit)
             if when == "after" and relative_name == target:
                 os.kill(os.getpid(), signal.SIGKILL)
 

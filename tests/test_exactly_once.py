@@ -265,10 +265,10 @@ def test_sftp_server_killed_mid_upload_then_back_delivers_once(kit, sshd, sftp):
         destination = real_open(*args, **kwargs)
         real_put = destination.put
 
-        def put(path, name):
+        def put(path, name, before_commit=None):
             if name == "out_002.csv":
                 destination.on_bytes = lambda sent, size: sent > size // 2 and sshd.stop()
-            real_put(path, name)
+            real_put(path, name, before_commit)
 
         destination.put = put
         return destination
@@ -310,3 +310,38 @@ def test_fault_runner_is_a_real_process(kit):
     assert sorted(kit.landing()) == ["out.csv", "out.csv.sha256", "out.manifest.json"]
     assert history(kit)["runs"] == [("delivered", 1, 10)]
     assert os.environ.get("DIRECTMAIL_WAREHOUSE") is None
+
+
+def test_killed_just_after_the_manifest_then_only_the_manifest_taken_is_settled_not_sent_again(kit):
+    """I4 at its narrowest: the manifest was renamed into place (announced) but the journal's 'landed'
+    line never written; the mail house, as it may, takes the manifest and leaves the parts. The journal
+    says the manifest was wholly sent, and its temporary name is gone: it was announced."""
+    kit.rows(5000)
+    child = run_with_fault(kit, "after:out.manifest.json")
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    (kit.directory / "landing" / "out.manifest.json").unlink()
+    parts = landing_state(kit)
+    with pytest.raises(Settled):
+        kit.run(kit.project(META, SPLIT))
+    assert landing_state(kit) == parts  # nothing put again
+    assert kit.sql("select status, attempt from direct_mail.runs") == [("delivered", 1)]
+
+
+def test_killed_with_the_manifest_wholly_sent_but_not_renamed_is_delivered_again(kit, monkeypatch):
+    """The other side of the same instant: the manifest's temporary name is still there, so it was never
+    announced, and the run id run again delivers the drop (the same bytes) and announces it."""
+    kit.rows(5000)
+    child = run_with_fault(kit, "before:out.manifest.json")
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    landing = kit.directory / "landing"
+    (landing / ".out.manifest.json.partial").write_bytes(b"{")  # as a kill between the upload and the rename
+    from directmail.journal import FILES_LANDED, Journal, journal_path
+
+    [(attempt, started)] = kit.sql("select attempt, delivery_started_at from direct_mail.runs")
+    target = kit.project(META, SPLIT).dbt.target_info()
+    Journal(journal_path(target, kit.directory)).record(
+        RUN_ID, attempt, "out.manifest.json", started, FILES_LANDED
+    )
+    record = kit.run(kit.project(META, SPLIT))
+    assert (record.status, record.attempt) == ("delivered", 2)
+    assert json.loads((landing / "out.manifest.json").read_text())["run_id"] == RUN_ID

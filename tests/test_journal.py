@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import datetime
+from pathlib import Path
 
 from directmail.journal import FILES_LANDED, LANDED, Journal
 
@@ -41,3 +43,14 @@ def test_a_line_torn_by_a_crash_is_no_record(tmp_path):
         handle.write('{"run_id": "c@2", "attempt": 1, "mani')
     assert journal.state("c@2", 1, STARTED) is None
     assert journal.state("c@1", 1, STARTED) == LANDED
+
+
+def test_a_discarded_attempt_reads_not_landed_until_it_landed():
+    """A run settling another run id's never-completed drop says so before removing its stray parts: a
+    crash midway must not read as a drop the mail house took (files landed, now gone)."""
+    from directmail.journal import NOT_LANDED
+
+    journal = Journal(Path(tempfile.mkdtemp()) / "j")
+    journal.record("c@1", 1, "c.manifest.json", STARTED, FILES_LANDED)
+    journal.record("c@1", 1, "", STARTED, NOT_LANDED)
+    assert journal.state("c@1", 1, STARTED) == NOT_LANDED

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -31,8 +32,16 @@ class Destination(Protocol):
         """Where files go, for reports; never includes a secret."""
         ...
 
-    def put(self, local_path: Path, relative_name: str) -> None:
-        """Deliver one file under `relative_name`; on failure nothing is left under that name."""
+    # Whether `put` writes a temporary name (TEMPORARY_NAME) first and renames it over the final one:
+    # then the temporary is there exactly while the file is fully sent but not yet under its name.
+    stages_under_temporary_name: bool
+
+    def put(
+        self, local_path: Path, relative_name: str, before_commit: Callable[[], None] | None = None
+    ) -> None:
+        """Deliver one file under `relative_name`; on failure nothing is left under that name.
+        `before_commit` is called once the file is wholly sent, just before it appears under its name
+        (where the destination has no temporary name: just before the upload)."""
         ...
 
     def remove(self, relative_name: str) -> None:

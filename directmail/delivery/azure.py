@@ -8,6 +8,7 @@ size is checked after each upload.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from azure.core.exceptions import (
@@ -79,7 +80,13 @@ class AzureDestination:
             raise self._fail("checking the container", exc) from None
         self._container_checked = True
 
-    def put(self, local_path: Path, relative_name: str) -> None:
+    stages_under_temporary_name = False  # an object appears whole once its upload completes
+
+    def put(
+        self, local_path: Path, relative_name: str, before_commit: Callable[[], None] | None = None
+    ) -> None:
+        if before_commit is not None:
+            before_commit()
         self._check_container()
         name = self.blob_name(relative_name)
         size = local_path.stat().st_size

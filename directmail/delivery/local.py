@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from directmail.config import LocalRouting, resolve_directory
@@ -19,7 +20,11 @@ class LocalDestination:
     def describe(self) -> str:
         return f"local folder {self.root}"
 
-    def put(self, local_path: Path, relative_name: str) -> None:
+    stages_under_temporary_name = True
+
+    def put(
+        self, local_path: Path, relative_name: str, before_commit: Callable[[], None] | None = None
+    ) -> None:
         final = self._inside(relative_name, "deliver")
         temporary = final.with_name(TEMPORARY_NAME.format(final.name))
         try:
@@ -28,6 +33,8 @@ class LocalDestination:
             _place(local_path, temporary)
             with temporary.open("rb") as handle:
                 os.fsync(handle.fileno())
+            if before_commit is not None:
+                before_commit()
             os.replace(temporary, final)
         except OSError as exc:
             with contextlib.suppress(OSError):  # e.g. the folder is a file: there is no temporary to remove

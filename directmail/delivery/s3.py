@@ -90,7 +90,13 @@ class S3Destination:
             raise self._fail("checking the bucket", exc) from None
         self._bucket_checked = True
 
-    def put(self, local_path: Path, relative_name: str) -> None:
+    stages_under_temporary_name = False  # an object appears whole once its upload completes
+
+    def put(
+        self, local_path: Path, relative_name: str, before_commit: Callable[[], None] | None = None
+    ) -> None:
+        if before_commit is not None:
+            before_commit()
         self._check_bucket()
         key = self.key(relative_name)
         size = local_path.stat().st_size
