@@ -8,7 +8,9 @@ household: same address and family name, another person); about 3 % miss a first
 code; about 1 % have a postal code cut short, and about 1 % have no region (invalid where the country's
 post requires one: ES, US, JP). House numbers run from 1 to 999 within each block of 100,000 profiles,
 and each block has its own range, so addresses stay distinct at scale (1 M profiles: 860,000 distinct
-addresses; the demo's first 100,000 profiles are unchanged).
+addresses; the demo's first 100,000 profiles are unchanged). Every table has `_loaded_at`, when this load
+wrote it (UTC, one value for the whole load), as a CRM export's loader stamps its rows: the `crm` source's
+freshness reads it. It is the one column the seed does not decide.
 
     python -m sampledata.generate --database warehouse/directmail.duckdb --profiles 2000 --seed 42
     python -m sampledata.generate --target postgres --profiles 2000  # where PGHOST, PGDATABASE … point
@@ -25,6 +27,7 @@ import argparse
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +121,7 @@ select
     date '1950-01-01' + cast(hash(person, $seed, 'birth') % 18000 as integer) as birth_date,
     timestamp '2018-01-01 00:00:00'
         + to_seconds(cast(hash(i, $seed, 'created') % 250000000 as bigint)) as created_at,
+    cast($loaded_at as timestamp) as _loaded_at,
 from drawn
 order by i
 """
@@ -133,6 +137,7 @@ select
     'direct_mail' as marketing_action,
     case when draw < 70 then 'y' when draw < 85 then 'n' else '' end as consent_value,
     created_at + interval 1 day as updated_at,
+    cast($loaded_at as timestamp) as _loaded_at,
 from draws
 where draw < 95
 union all
@@ -141,6 +146,7 @@ select
     'email' as marketing_action,
     case when draw % 2 = 0 then 'y' else 'n' end as consent_value,
     created_at as updated_at,
+    cast($loaded_at as timestamp) as _loaded_at,
 from draws
 """
 
@@ -161,6 +167,7 @@ select
         as decimal(12, 2)
     ) as amount,
     currency,
+    cast($loaded_at as timestamp) as _loaded_at,
 from per_profile
 """.replace("{reference}", REFERENCE_DATE)
 
@@ -176,20 +183,32 @@ TARGET_PLACES = {
 LIBPQ_DEFAULTS = {"PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "postgres", "PGDATABASE": "directmail"}
 
 
-def _write_crm(con: duckdb.DuckDBPyConnection, profiles: int, seed: int) -> None:
+def load_time(loaded_at: datetime | None = None) -> datetime:
+    """The `_loaded_at` of a load: the time given, or now; naive UTC, as the warehouse's other times."""
+    moment = loaded_at or datetime.now(UTC)
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _write_crm(
+    con: duckdb.DuckDBPyConnection, profiles: int, seed: int, loaded_at: datetime | None = None
+) -> None:
     con.execute("create schema if not exists raw_crm")
     con.register("sample_countries", _country_table())
     con.execute("create or replace temp macro pick(items, h) as items[cast(h % len(items) as bigint) + 1]")
-    con.execute(PROFILES_SQL, {"profiles": profiles, "seed": seed})
-    con.execute(CONSENTS_SQL, {"seed": seed})
-    con.execute(ORDERS_SQL, {"seed": seed})
+    stamp = load_time(loaded_at)
+    con.execute(PROFILES_SQL, {"profiles": profiles, "seed": seed, "loaded_at": stamp})
+    con.execute(CONSENTS_SQL, {"seed": seed, "loaded_at": stamp})
+    con.execute(ORDERS_SQL, {"seed": seed, "loaded_at": stamp})
 
 
-def generate(database: Path, profiles: int, seed: int = 42) -> dict[str, int]:
-    """(Re)create raw_crm.profiles, .consents and .orders and an empty history; return the row counts."""
+def generate(
+    database: Path, profiles: int, seed: int = 42, loaded_at: datetime | None = None
+) -> dict[str, int]:
+    """(Re)create raw_crm.profiles, .consents and .orders and an empty history; return the row counts.
+    `loaded_at` (default: now) is the rows' `_loaded_at`."""
     database.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(database)) as con:
-        _write_crm(con, profiles, seed)
+        _write_crm(con, profiles, seed, loaded_at)
         # A new sample CRM starts with an empty history (no frequency cap carried over from an earlier
         # sample), whose tables exist so that `dbt build` of the reporting views works.
         con.execute("drop schema if exists direct_mail cascade")
@@ -214,7 +233,7 @@ def _postgres_history_ddl() -> list[str]:
     ]
 
 
-def generate_postgres(profiles: int, seed: int = 42) -> dict[str, int]:
+def generate_postgres(profiles: int, seed: int = 42, loaded_at: datetime | None = None) -> dict[str, int]:
     """The same rows as `generate`, written to the PostgreSQL named by libpq's PG* variables.
 
     Generated in an in-memory DuckDB (the same SQL, so the same rows), then moved as Arrow through ADBC
@@ -227,7 +246,7 @@ def generate_postgres(profiles: int, seed: int = 42) -> dict[str, int]:
         if not os.environ.get(name):
             os.environ[name] = default  # libpq reads them (and PGPASSWORD) itself: no secret in a URI
     with duckdb.connect(":memory:") as memory:
-        _write_crm(memory, profiles, seed)
+        _write_crm(memory, profiles, seed, loaded_at)
         tables = {
             table: memory.sql(f"select * from raw_crm.{table}").to_arrow_table() for table in CRM_TABLES
         }
@@ -310,7 +329,9 @@ def spark_location(spark: Any) -> str:
     return f"spark {spark.conf.get('spark.master')} {spark.conf.get('spark.sql.warehouse.dir')}"
 
 
-def generate_spark(profiles: int, seed: int = 42, spark: Any = None) -> dict[str, int]:
+def generate_spark(
+    profiles: int, seed: int = 42, spark: Any = None, loaded_at: datetime | None = None
+) -> dict[str, int]:
     """The same rows as `generate`, written to the `spark` target's tables (parquet).
 
     Generated in an in-memory DuckDB (the same SQL, so the same rows); each table goes to Spark as Arrow
@@ -319,7 +340,7 @@ def generate_spark(profiles: int, seed: int = 42, spark: Any = None) -> dict[str
     a Spark view is resolved by name when read.
     """
     with duckdb.connect(":memory:") as memory:
-        _write_crm(memory, profiles, seed)
+        _write_crm(memory, profiles, seed, loaded_at)
         tables = {
             table: memory.sql(f"select * from raw_crm.{table}").to_arrow_table() for table in CRM_TABLES
         }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,6 +30,8 @@ SQL_MODELS = [
 DOWNSTREAM_MODELS = ["int_profiles_addressed", "int_profiles_qualified", "int_suppressions_keyed"]
 CAMPAIGNS = ["winter_catalog", "lapsed_postcard"]
 VALIDATIONS = "stg_direct_mail__address_validations"  # the models read the runner's results through it
+# The sample CRM's load time (sampledata/generate.py): when each sample was written, so two samples differ in it.
+LOAD_TIME = "_loaded_at"
 
 
 def dbt(project: Path, env: dict[str, str], *args: str) -> list[dict]:
@@ -81,6 +83,18 @@ def duckdb_rows(project: Path, relation: str) -> tuple[list[str], list[tuple]]:
     with duckdb.connect(str(project / "warehouse" / "directmail.duckdb"), read_only=True) as con:
         cursor = con.execute(f"select * from {relation}")
         return [c[0] for c in cursor.description], normalized_rows(cursor.fetchall())
+
+
+def without_load_time(columns: list[str], rows: list[tuple]) -> tuple[list[str], list[tuple]]:
+    """A raw_crm table's columns and rows without `_loaded_at`, the column two samples written at
+    different times differ in, once it is checked: one value for every row, the time of a load just made."""
+    assert LOAD_TIME in columns, columns
+    at = columns.index(LOAD_TIME)
+    stamps = {row[at] for row in rows}
+    assert len(stamps) == 1, stamps
+    (stamp,) = stamps
+    assert timedelta(0) <= datetime.now(UTC).replace(tzinfo=None) - stamp < timedelta(hours=1), stamp
+    return [c for c in columns if c != LOAD_TIME], normalized_rows([row[:at] + row[at + 1 :] for row in rows])
 
 
 def model_results(results: list[dict]) -> dict[str, list[str]]:

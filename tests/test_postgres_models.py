@@ -29,6 +29,7 @@ from tests.model_rows import (
     duckdb_rows,
     model_results,
     normalized_rows,
+    without_load_time,
 )
 
 
@@ -111,6 +112,9 @@ def test_sql_models_build_on_postgres_and_match_duckdb(projects):
         relation = model if "." in model else f"main.{model}"
         duck_columns, duck = duckdb_rows(on_duckdb, relation)
         pg_columns, pg = postgres_rows(env, relation)
+        if relation.startswith("raw_crm."):  # the same rows, written at another time
+            duck_columns, duck = without_load_time(duck_columns, duck)
+            pg_columns, pg = without_load_time(pg_columns, pg)
         assert pg_columns == duck_columns, relation
         assert len(pg) == len(duck) > 0, relation
         assert pg == duck, relation

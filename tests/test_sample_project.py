@@ -83,6 +83,39 @@ def test_plain_dbt_build_passes_on_a_fresh_sample(sample_project):
     assert dry.output.startswith(f"run: winter_catalog@{RUN_TIME}\nstatus: dry run: empty\n")
 
 
+def source_freshness(project: Path) -> tuple[int, dict[str, str]]:
+    """`dbt source freshness` as a user types it: its exit code and each source table's status."""
+    dbt = Path(sys.executable).with_name("dbt")
+    checked = subprocess.run(
+        [str(dbt), "source", "freshness", "--profiles-dir", ".", "--no-use-colors"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    results = json.loads((project / "target" / "sources.json").read_text())["results"]
+    return checked.returncode, {r["unique_id"].split(".", 2)[2]: r["status"] for r in results}
+
+
+def test_crm_freshness_passes_on_a_fresh_sample_and_flags_a_late_export(sample_project):
+    # Right after `make sample` the CRM is fresh: every raw_crm table was stamped with its load time.
+    assert source_freshness(sample_project) == (
+        0,
+        {"crm.profiles": "pass", "crm.consents": "pass", "crm.orders": "pass"},
+    )
+
+    def loaded_hours_ago(table: str, hours: int) -> None:
+        with duckdb.connect(str(sample_project / "warehouse" / "directmail.duckdb")) as con:
+            con.execute(f"update raw_crm.{table} set _loaded_at = _loaded_at - interval {hours} hour")
+
+    # A daily export: a day and a few hours late warns (the command still succeeds), two days fails.
+    loaded_hours_ago("orders", 27)
+    code, statuses = source_freshness(sample_project)
+    assert (code, statuses["crm.orders"], statuses["crm.profiles"]) == (0, "warn", "pass")
+    loaded_hours_ago("consents", 51)
+    code, statuses = source_freshness(sample_project)
+    assert (code, statuses["crm.consents"], statuses["crm.orders"]) == (1, "error", "warn")
+
+
 def test_dbt_build_runs_models_data_tests_and_unit_tests(sample_project):
     # A fresh warehouse: the address validations table exists, empty. Every model builds; the one test
     # that finds addresses pending warns (dbt prints the command), nothing fails.
