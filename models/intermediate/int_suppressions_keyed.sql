@@ -1,6 +1,8 @@
 {#-
     Suppression entries ready to match: by profile_id, and by household_key (the normalized address),
     so that "moved away" or "deceased" at an address suppresses it however the CRM spells it.
+    One row per entry: address_key is the key of the entry's address as captured (NULL without one), so
+    two entries of a list by two addresses stay two rows even before their household keys are known.
     is_address_pending: the entry has an address (int_addresses_collected collects it) with no
     validation result yet, so no household key until `directmail addresses validate` or a run.
 -#}
@@ -18,25 +20,39 @@ validated as (
 
 ),
 
+addressed as (
+
+    select
+        list_name,
+        profile_id,
+        case
+            when address_line_1 is not null
+                then {{ address_key(
+                    'address_line_1', 'address_line_2', 'postal_code', 'city', 'region', 'country_code'
+                ) }}
+        end as address_key,
+        added_on
+
+    from entries
+
+),
+
 keyed as (
 
     select
-        entries.list_name,
-        entries.profile_id,
+        addressed.list_name,
+        addressed.profile_id,
+        addressed.address_key,
         validated.household_key,
         (
-            entries.address_line_1 is not null
+            addressed.address_key is not null
             and validated.address_key is null
         ) as is_address_pending,
-        entries.added_on
+        addressed.added_on
 
-    from entries
+    from addressed
     left join validated
-        on
-            {{ address_key(
-                'entries.address_line_1', 'entries.address_line_2', 'entries.postal_code',
-                'entries.city', 'entries.region', 'entries.country_code'
-            ) }} = validated.address_key
+        on addressed.address_key = validated.address_key
 
 )
 
