@@ -65,10 +65,7 @@ STEM = {"camp_a": "a_%Y%m%d", "camp_b": "b_%Y%m%d_%H%M%S"}
 # Breaks of the library this test found and not fixed yet, each kept as a regression test below (xfail
 # until fixed). A random sequence that runs into one stops there and counts it, so that the others stay
 # visible. (Those found and fixed are plain regression tests below.)
-KNOWN_BREAKS = {
-    "sidecar_overwritten": "I1: the .sha256 sidecar a mail house left of a part it took is overwritten by "
-    "a later run id under the same names (test_a_sidecar_left_of_a_taken_part_is_overwritten_by_another_run_id)",
-}
+KNOWN_BREAKS: dict[str, str] = {}
 
 
 class Broken(AssertionError):
@@ -585,11 +582,8 @@ class Machine:
                 drop.superseded, drop.remaining = True, set()
             elif gone:
                 # Known: a sidecar left of a part the mail house took, overwritten by another run id.
-                left = all(
-                    n.endswith(".sha256") and n.removesuffix(".sha256") not in drop.remaining for n in gone
-                )
                 message = f"{gone} of the delivered drop of {drop.run_id} removed or changed ({status})"
-                raise Broken("I1", message, "sidecar_overwritten" if left else None)
+                raise Broken("I1", message)
 
     def check_one_run_per_name(self, folder: dict[str, bytes]) -> None:
         """I5: under one stem, every part (and the manifest) is one run's; a part the mail house took
@@ -805,20 +799,22 @@ def expect_break(setup: Setup, steps: list[Step], directory: Path, known: str) -
         raise RuntimeError(f"broke otherwise than {known}: {failure}") from failure
 
 
-@pytest.mark.xfail(strict=True, raises=SequenceFailed, reason=KNOWN_BREAKS["sidecar_overwritten"])
-def test_a_sidecar_left_of_a_taken_part_is_overwritten_by_another_run_id(tmp_path):
+def test_a_sidecar_left_of_a_taken_part_keeps_another_run_id_under_the_same_names_out(tmp_path):
     """The 20:09 drop lands; the mail house takes its manifest and its part, and leaves the part's
-    .sha256 for later, as it may. Nothing of the drop is in the way of the 05:16 run (another run id under
-    the same names): it writes a_<today>.csv and its sidecar over the one the mail house left, and 20:09
-    stays recorded delivered, its checksum gone."""
+    .sha256 for later, as it may. The 05:16 run (another run id under the same names) stops on it
+    instead of writing its own sidecar over it (it did, I1)."""
     setup = Setup(True, True, 7, 8, "stop", people_a=6, people_b=4)
     steps = [
         Run("camp_a", 0, 72540),
         MailHouse("take_part", files=("{stem}.manifest.json", "{stem}.csv")),
         Crm("camp_a", add=5, remove=3, pick=146019407),
-        Run("camp_a", 0, 18960),
     ]
-    expect_break(setup, steps, tmp_path / "project", "sidecar_overwritten")
+    machine = replay(setup, steps, tmp_path / "project")
+    [left] = today(machine)
+    kept = machine.kit.landing()[left]
+    assert left.endswith(".csv.sha256")
+    machine.apply(Run("camp_a", 0, 18960))
+    assert machine.kit.landing() == {left: kept}  # the later run stopped: nothing written over it
 
 
 # The breaks found and since fixed (272db39), kept as the sequences that found them, made minimal.

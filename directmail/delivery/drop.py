@@ -86,8 +86,12 @@ def drops_in_the_way(
         if marker_owner is None or status_of(marker_owner) in (None, "delivered"):
             found.setdefault(marker_owner, []).append(layout.manifest_name)
     for name, file_owner in sorted(owners.items()):
-        if file_owner != run_id and destination.size(name) is not None:
-            found.setdefault(file_owner, []).append(name)
+        if file_owner == run_id:
+            continue
+        # A part, or the sidecar a mail house left of a part it took: both are that drop's (I1).
+        for held in (name, FileLayout.checksum_name(name)):
+            if destination.size(held) is not None:
+                found.setdefault(file_owner, []).append(held)
     return [
         DropInTheWay(owner, tuple(names), owner is not None and status_of(owner) is not None)
         for owner, names in found.items()
