@@ -168,6 +168,7 @@ class CampaignRun:
         self._relations = Relations()
         self._rows_per_part: int | None = None  # profile rows per part, once written (seed rows take room)
         self._earlier_files: list[str] = []  # relative names an earlier attempt or drop may have left
+        self._own_strays: list[str] = []  # what this run id's earlier, never-completed attempt put
         self.seeds: SeedRows | None = None
         self._superseding: list[RunRecord] = []  # delivered runs whose drop this one replaces (I1)
         self.staged: list[StagedFile] = []
@@ -202,6 +203,7 @@ class CampaignRun:
                 self.record.committed_attempt = previous.committed_attempt
                 if previous.may_have_landed and not self.options.dry_run:
                     self._settle(history, previous)
+                    self._own_strays = [relative_name(self.layout, f["name"]) for f in previous.files]
                 elif (
                     previous.status in ONCE_DELIVERED and not self.options.force and not self.options.dry_run
                 ):
@@ -612,7 +614,11 @@ class CampaignRun:
     def deliver(self) -> None:
         """Record `delivering`, remove what an earlier drop under these names would leave, then data
         files (and checksums) and the manifest last: its arrival means the drop is complete."""
-        if self.options.dry_run or self.empty:
+        if self.options.dry_run:
+            return
+        if self.empty:  # nothing to deliver, but the parts a crashed attempt of this run id left go (I5)
+            if self._own_strays:
+                self._remove_own_strays()
             return
         history = History(self._open())
         previous = history.find(self.run_id)
@@ -782,6 +788,19 @@ class CampaignRun:
     def _layout_of(self, campaign: Campaign, run_time: datetime) -> FileLayout:
         """The names a run of `campaign` at `run_time` writes (this run's, or a crashed one's)."""
         return campaign_layout(campaign, self.project.config, run_time)
+
+    def _remove_own_strays(self) -> None:
+        """Only the files this run id's own crashed attempt put (it never announced them): nothing of
+        any other drop, whatever `on_existing` says, since no drop replaces it."""
+        destination = self._destination()
+        try:
+            for name in self._own_strays:
+                for stray in (name, FileLayout.checksum_name(name)):
+                    if destination.size(stray) is not None:
+                        self.progress(f"removing {stray}, left by the crashed attempt of {self.run_id}")
+                        destination.remove(stray)
+        finally:
+            destination.close()
 
     def _code_path(self) -> Path:
         """The code fingerprint of the campaign's last build (see `_check_columns_before_build`)."""

@@ -345,3 +345,17 @@ def test_killed_with_the_manifest_wholly_sent_but_not_renamed_is_delivered_again
     record = kit.run(kit.project(META, SPLIT))
     assert (record.status, record.attempt) == ("delivered", 2)
     assert json.loads((landing / "out.manifest.json").read_text())["run_id"] == RUN_ID
+
+
+def test_a_crashed_attempt_run_again_with_nothing_to_export_leaves_none_of_its_parts(kit):
+    """The run id run again after a kill before its manifest finds no one to mail (on_empty: skip): it
+    delivers nothing, and the parts its crashed attempt left (never announced) go too."""
+    kit.rows(5000)
+    meta = {**META, "append_timestamp": True}
+    child = run_with_fault(kit, "before:out_20261123_060000.manifest.json", meta)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert len([name for name in kit.landing() if name.endswith(".csv")]) == 3
+    kit.sql("delete from campaign")
+    record = kit.run(kit.project(meta, SPLIT))
+    assert (record.status, record.attempt) == ("empty", 2)
+    assert kit.landing() == {}
