@@ -17,6 +17,14 @@ MAX_COMPONENT_BYTES = 255
 MAX_NAME_BYTES = 1024
 # Local folders and SFTP write a file under this name beside its final one, then rename it.
 TEMPORARY_NAME = ".{}.partial"
+
+
+def temporary_name(relative_name: str) -> str:
+    """Where local folders and SFTP write `relative_name` before renaming it into place."""
+    path = PurePosixPath(relative_name)
+    return str(path.with_name(TEMPORARY_NAME.format(path.name)))
+
+
 # What each `compression` of a configuration appends to a part's name.
 COMPRESSION_SUFFIXES = {"none": "", "gzip": ".gz", "zip": ".zip"}
 
@@ -111,8 +119,7 @@ def name_length_problem(
     )
     part = layout.part_name(1, 2)
     for written in (FileLayout.checksum_name(part), layout.manifest_name):
-        path = PurePosixPath(written)
-        temporary = str(path.with_name(TEMPORARY_NAME.format(path.name)))
+        temporary = temporary_name(written)
         size = len(temporary.encode("utf-8"))
         if size > MAX_NAME_BYTES:
             return (

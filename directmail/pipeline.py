@@ -29,7 +29,12 @@ from directmail.campaign import Campaign, check_against_config, check_columns
 from directmail.config import CONFIG_FILE, Configuration, Routing, resolve_directory
 from directmail.delivery import Destination, describe_routing, destination_key, open_destination
 from directmail.delivery.drop import DropInTheWay as Drop
-from directmail.delivery.drop import drops_in_the_way, relative_name, replace_earlier_drop
+from directmail.delivery.drop import (
+    drops_in_the_way,
+    relative_name,
+    remove_with_sidecars,
+    replace_earlier_drop,
+)
 from directmail.delivery.preflight import routing_findings
 from directmail.encryption import KeyProblem, encrypt_staged, load_public_key
 from directmail.errors import (
@@ -794,11 +799,7 @@ class CampaignRun:
         any other drop, whatever `on_existing` says, since no drop replaces it."""
         destination = self._destination()
         try:
-            for name in self._own_strays:
-                for stray in (name, FileLayout.checksum_name(name)):
-                    if destination.size(stray) is not None:
-                        self.progress(f"removing {stray}, left by the crashed attempt of {self.run_id}")
-                        destination.remove(stray)
+            remove_with_sidecars(destination, self._own_strays, self.progress)
         finally:
             destination.close()
 

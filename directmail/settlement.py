@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 
 from directmail.delivery import Destination
-from directmail.delivery.drop import landed, relative_name
+from directmail.delivery.drop import landed, relative_name, remove_with_sidecars
 from directmail.history import DELIVERED, History, RunRecord
 from directmail.journal import FILES_LANDED, LANDED, NOT_LANDED, Journal
-from directmail.layout import TEMPORARY_NAME, FileLayout
+from directmail.layout import FileLayout, temporary_name
 
 
 def settle(
@@ -74,11 +73,7 @@ def _at_destination(
         if all(destination.size(name) is None for name in names):
             return True  # every file taken: the mail house takes a drop only once it is announced
         # The manifest was wholly sent: renamed (announced, then taken) unless its temporary is still there.
-        staged = str(
-            PurePosixPath(layout.manifest_name).with_name(
-                TEMPORARY_NAME.format(PurePosixPath(layout.manifest_name).name)
-            )
-        )
+        staged = temporary_name(layout.manifest_name)
         return with_manifest and destination.stages_under_temporary_name and destination.size(staged) is None
     finally:
         destination.close()
@@ -92,11 +87,7 @@ def _remove_stray_files(
     a drop the mail house took."""
     destination = open_destination()
     try:
-        for entry in previous.files:
-            name = relative_name(layout, entry["name"])
-            for stray in (name, FileLayout.checksum_name(name)):
-                if destination.size(stray) is not None:
-                    destination.remove(stray)
+        remove_with_sidecars(destination, [relative_name(layout, entry["name"]) for entry in previous.files])
     finally:
         destination.close()
 

@@ -98,6 +98,17 @@ def drops_in_the_way(
     ]
 
 
+def remove_with_sidecars(
+    destination: Destination, names: Iterable[str], progress: Callable[[str], None] = lambda message: None
+) -> None:
+    """Each named file there, and its checksum sidecar: a never-announced drop's strays (I5)."""
+    for name in names:
+        for stray in (name, FileLayout.checksum_name(name)):
+            if destination.size(stray) is not None:
+                progress(f"removing {stray}, left by a drop that never completed")
+                destination.remove(stray)
+
+
 def replace_earlier_drop(
     destination: Destination,
     layout: FileLayout,
