@@ -277,6 +277,8 @@ class CampaignRun:
             (run.run_id, [relative_name(self.layout, f["name"]) for f in run.files])
             for run in history.delivered(self.campaign.name)
         ]
+        # This run id's own crashed attempt wrote its names last: what it left there is its, not in the way.
+        delivered.append((self.run_id, self._own_strays))
 
         def status_of(run_id: str) -> str | None:
             record = history.find(run_id)

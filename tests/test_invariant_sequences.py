@@ -914,3 +914,23 @@ def test_the_checks_see_a_person_mailed_twice(tmp_path):
     machine.kit.sql("delete from direct_mail.send_rows")
     with pytest.raises(Broken, match=r"I2: P0000[23] mailed by camp_a@.* and by camp_b@"):
         machine.apply(Run("camp_b", 0, 7200))
+
+
+def test_a_crashed_attempt_under_a_taken_drops_names_is_delivered_again_by_its_run_id(tmp_path):
+    """05:12 delivers a_<today>.csv and the mail house takes it; 15:02, under the same names, is killed
+    after its part. Run again, 15:02 must take its own stray part for its own, not for 05:12's drop in
+    the way (it stopped on it and stayed delivering, I3; found by make soak, seed 20014)."""
+    setup = Setup(False, False, 7, 8, "stop", people_a=3, people_b=4)
+    steps = [
+        Run("camp_a", 0, 18720),
+        MailHouse("take_some", pick=776661623),
+        Run("camp_a", 0, 54120),
+        Crm("camp_a", add=4, remove=0, pick=834465348),
+        Kill(Run("camp_a", 0, 54120), "after", pick=523923759),
+        Run("camp_a", 0, 54120),
+    ]
+    machine = replay(setup, steps, tmp_path / "project")
+    assert machine.kit.sql("select status from direct_mail.runs order by run_time") == [
+        ("delivered",),
+        ("delivered",),
+    ]
